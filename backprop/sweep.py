@@ -1,0 +1,63 @@
+"""python -m backprop.sweep: how far does a larger learning rate keep helping?
+
+Prints E_total after 1, 10 and N iterations for rates up to 1000, what the
+first step does to the output sums o1, o2 and to the sigmoid's slope there,
+and the rate with the lowest E_total after N iterations on a grid of rates.
+"""
+
+import math
+import sys
+
+from .__main__ import DEFAULT_ITERATIONS, _iterations, _Parser, _rate
+from .network import TARGETS, train
+
+SWEEP_RATES = (0.1, 0.2, 0.5, 0.8, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 70.0, 100.0, 200.0, 500.0, 1000.0)
+
+
+def logit(p):
+    """The o at which sigmoid(o) = p."""
+    return math.log(p / (1 - p))
+
+
+def sweep_table(rates, iterations):
+    header = (f"{'eta':>7} {'E_total@1':>10} {'@10':>10} {'@' + str(iterations):>10}"
+              f" | after step 1: {'o1':>7} {'o2':>7} {'sig_(o1)':>9} {'sig_(o2)':>9} {'dE_dw1':>10}")
+    lines = [header.replace("sig_", "sig'")]
+    for eta in rates:
+        rows = train(eta, iterations)
+        f, b = rows[1].forward, rows[1].backward
+        lines.append(
+            f"{eta:>7g} {rows[1].forward.E_total:10.3e} {rows[min(10, iterations)].forward.E_total:10.3e}"
+            f" {rows[-1].forward.E_total:10.3e} |               {f.o1:7.2f} {f.o2:7.2f}"
+            f" {b.da_o1_do1:9.2e} {b.da_o2_do2:9.2e} {b.dE_dw1:10.2e}")
+    return "\n".join(lines)
+
+
+def best_rate(iterations, grid):
+    """(E_total after `iterations`, eta) lowest over the grid."""
+    return min((train(eta, iterations)[-1].forward.E_total, eta) for eta in grid)
+
+
+def main(argv=None):
+    parser = _Parser(prog="python -m backprop.sweep", description=__doc__)
+    parser.add_argument("--iterations", type=_iterations, default=DEFAULT_ITERATIONS, metavar="N",
+                        help=f"weight updates per rate (default: {DEFAULT_ITERATIONS})")
+    parser.add_argument("--rates", type=_rate, nargs="+", default=list(SWEEP_RATES), metavar="ETA",
+                        help="learning rates (default: " + " ".join(f"{r:g}" for r in SWEEP_RATES) + ")")
+    args = parser.parse_args(argv)
+    t1, t2 = TARGETS
+    first = train(1.0, 1)[0]
+    print(f"iteration 0: o1 = {first.forward.o1:.3f}, o2 = {first.forward.o2:.3f}, "
+          f"dE_dw1 = {first.backward.dE_dw1:.2e}")
+    print(f"outputs hit the targets exactly at o1 = logit({t1}) = {logit(t1):.3f}, "
+          f"o2 = logit({t2}) = {logit(t2):.3f}")
+    print(sweep_table(args.rates, args.iterations))
+    grid = [float(eta) for eta in range(1, 201)]
+    error, eta = best_rate(args.iterations, grid)
+    print(f"lowest E_total after {args.iterations} iterations over eta = 1, 2, ..., 200: "
+          f"eta = {eta:g} (E_total = {error:.3e})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
