@@ -32,9 +32,9 @@ WEIGHT_NAMES = {w: f"init_{w}" for w in WEIGHTS}
 BOLD = Font(bold=True)
 INPUT_FILL = PatternFill("solid", fgColor="FFF2CC")
 HEADER_FILL = PatternFill("solid", fgColor="DDEBF7")
-WEIGHT_FORMAT = "0.000000000"
-VALUE_FORMAT = "0.000000000"
-GRADIENT_FORMAT = "0.000000E+00"
+VALUE_FORMAT = "0.000000"
+ERROR_FORMAT = "0.00000000"
+GRADIENT_FORMAT = "0.0000E+00"
 
 
 def sheet_name(eta):
@@ -138,12 +138,13 @@ def _rate_sheet(ws, eta, iterations):
             ws[f"{c[name]}{r}"] = formula
         for name in COLUMNS[1:]:
             ws[f"{c[name]}{r}"].number_format = (
-                GRADIENT_FORMAT if name.startswith("dE_") else VALUE_FORMAT)
+                GRADIENT_FORMAT if name.startswith("dE_")
+                else ERROR_FORMAT if name.startswith("E") else VALUE_FORMAT)
 
     ws.freeze_panes = f"B{FIRST_ROW}"
     ws.column_dimensions["A"].width = 9
     for name in COLUMNS[1:]:
-        ws.column_dimensions[c[name]].width = 13.5
+        ws.column_dimensions[c[name]].width = 11
     # Printing (and the screenshot) shows the first rows on one landscape page.
     ws.page_setup.orientation = "landscape"
     ws.page_setup.fitToWidth = 1
@@ -215,13 +216,13 @@ DERIVATION = [
     ("dE_dw7", "w7 multiplies a_h1 in o2", "∂E_total/∂w7 = ∂E_total/∂o2 · a_h1", "={dE_do2}*{a_h1}"),
     ("dE_dw8", "w8 multiplies a_h2 in o2", "∂E_total/∂w8 = ∂E_total/∂o2 · a_h2", "={dE_do2}*{a_h2}"),
     ("Hidden layer: w1 .. w4", None, None, None),
-    ("dE_da_h1", "a_h1 reaches E_total through o1 (via w5) and o2 (via w7): add both paths",
+    ("dE_da_h1", "a_h1 feeds o1 (via w5) and o2 (via w7): add both paths",
      "∂E_total/∂a_h1 = ∂E_total/∂o1 · w5 + ∂E_total/∂o2 · w7", "={dE_do1}*init_w5+{dE_do2}*init_w7"),
     ("da_h1_dh1", "slope of the sigmoid", "∂a_h1/∂h1 = a_h1·(1 − a_h1)", "={a_h1}*(1-{a_h1})"),
     ("dE_dh1", "chain the two", "∂E_total/∂h1 = ∂E_total/∂a_h1 · ∂a_h1/∂h1", "={dE_da_h1}*{da_h1_dh1}"),
     ("dE_dw1", "w1 multiplies i1 in h1", "∂E_total/∂w1 = ∂E_total/∂h1 · i1", "={dE_dh1}*in_1"),
     ("dE_dw2", "w2 multiplies i2 in h1", "∂E_total/∂w2 = ∂E_total/∂h1 · i2", "={dE_dh1}*in_2"),
-    ("dE_da_h2", "a_h2 reaches E_total through o1 (via w6) and o2 (via w8): add both paths",
+    ("dE_da_h2", "a_h2 feeds o1 (via w6) and o2 (via w8): add both paths",
      "∂E_total/∂a_h2 = ∂E_total/∂o1 · w6 + ∂E_total/∂o2 · w8", "={dE_do1}*init_w6+{dE_do2}*init_w8"),
     ("da_h2_dh2", "slope of the sigmoid", "∂a_h2/∂h2 = a_h2·(1 − a_h2)", "={a_h2}*(1-{a_h2})"),
     ("dE_dh2", "chain the two", "∂E_total/∂h2 = ∂E_total/∂a_h2 · ∂a_h2/∂h2", "={dE_da_h2}*{da_h2_dh2}"),
@@ -283,7 +284,7 @@ def _compare_sheet(ws, runs):
             if n < len(rows):
                 cell = ws.cell(row=r, column=col,
                                value=f"={quote_sheetname(sheet_name(eta))}!{COLUMN['E_total']}{r}")
-                cell.number_format = VALUE_FORMAT
+                cell.number_format = ERROR_FORMAT
     ws.freeze_panes = f"B{FIRST_ROW}"
     for col in range(1, len(runs) + 2):
         ws.column_dimensions[get_column_letter(col)].width = 13
