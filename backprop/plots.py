@@ -24,15 +24,22 @@ def _curve(rows):
 
 def plot_error_curves(path, runs):
     """All rates in one figure; log y, since the rates differ by orders of magnitude."""
-    fig, ax = plt.subplots(figsize=(8, 5))
-    for eta, rows in runs.items():
-        ax.plot(*_curve(rows), label=f"eta = {eta:g}", linewidth=1.8)
+    many = len(runs) > 8
+    fig, ax = plt.subplots(figsize=(9.5 if many else 8, 5))
+    # Past ten lines the default colour cycle repeats; a colour map keeps them apart.
+    colors = (plt.cm.plasma([0.9 * k / (len(runs) - 1) for k in range(len(runs))])
+              if many else [None] * len(runs))
+    for (eta, rows), color in zip(runs.items(), colors):
+        ax.plot(*_curve(rows), label=f"eta = {eta:g}", linewidth=1.8, color=color)
     ax.set_yscale("log")
     ax.set_xlabel("iteration")
     ax.set_ylabel("E_total (log scale)")
     ax.set_title("E_total against iteration for each learning rate")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
+    if many:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9)
+    else:
+        ax.legend()
     fig.tight_layout()
     _save(fig, path)
 

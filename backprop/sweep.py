@@ -20,15 +20,16 @@ def logit(p):
 
 
 def sweep_table(rates, iterations):
-    header = (f"{'eta':>7} {'E_total@1':>10} {'@10':>10} {'@' + str(iterations):>10}"
-              f" | after step 1: {'o1':>7} {'o2':>7} {'sig_(o1)':>9} {'sig_(o2)':>9} {'dE_dw1':>10}")
-    lines = [header.replace("sig_", "sig'")]
+    """E_total after 1, 10, N steps; o, sigmoid'(o) and dE_dw1 after the first step."""
+    lines = ["columns after '|' are after the first step (iteration 1)",
+             f"{'eta':>7} {'E@1':>10} {'E@10':>10} {'E@' + str(iterations):>10} |"
+             f" {'o1':>7} {'o2':>7} {'sig_(o1)':>9} {'sig_(o2)':>9} {'dE_dw1':>10}".replace("sig_", "sig'")]
     for eta in rates:
         rows = train(eta, iterations)
         f, b = rows[1].forward, rows[1].backward
         lines.append(
-            f"{eta:>7g} {rows[1].forward.E_total:10.3e} {rows[min(10, iterations)].forward.E_total:10.3e}"
-            f" {rows[-1].forward.E_total:10.3e} |               {f.o1:7.2f} {f.o2:7.2f}"
+            f"{eta:>7g} {f.E_total:10.3e} {rows[min(10, iterations)].forward.E_total:10.3e}"
+            f" {rows[-1].forward.E_total:10.3e} | {f.o1:7.2f} {f.o2:7.2f}"
             f" {b.da_o1_do1:9.2e} {b.da_o2_do2:9.2e} {b.dE_dw1:10.2e}")
     return "\n".join(lines)
 
@@ -44,6 +45,8 @@ def main(argv=None):
                         help=f"weight updates per rate (default: {DEFAULT_ITERATIONS})")
     parser.add_argument("--rates", type=_rate, nargs="+", default=list(SWEEP_RATES), metavar="ETA",
                         help="learning rates (default: " + " ".join(f"{r:g}" for r in SWEEP_RATES) + ")")
+    parser.add_argument("--plot", metavar="PNG",
+                        help="also draw E_total against iteration for these rates (default: no plot)")
     args = parser.parse_args(argv)
     t1, t2 = TARGETS
     first = train(1.0, 1)[0]
@@ -56,6 +59,14 @@ def main(argv=None):
     error, eta = best_rate(args.iterations, grid)
     print(f"lowest E_total after {args.iterations} iterations over eta = 1, 2, ..., 200: "
           f"eta = {eta:g} (E_total = {error:.3e})")
+    if args.plot:
+        from .plots import plot_error_curves
+        runs = {eta: train(eta, args.iterations) for eta in args.rates}
+        try:
+            plot_error_curves(args.plot, runs)
+        except OSError as error:
+            print(f"python -m backprop.sweep: error: cannot write {args.plot}: {error}", file=sys.stderr)
+            return 1
     return 0
 
 
