@@ -21,17 +21,25 @@ def logit(p):
 
 def sweep_table(rates, iterations):
     """E_total after 1, 10, N steps; o, sigmoid'(o) and dE_dw1 after the first step."""
-    lines = ["columns after '|' are after the first step (iteration 1)",
+    lines = ["o .. dE_dw1: after the first step (iteration 1); rises: iterations where E_total went up",
              f"{'eta':>7} {'E@1':>10} {'E@10':>10} {'E@' + str(iterations):>10} |"
-             f" {'o1':>7} {'o2':>7} {'sig_(o1)':>9} {'sig_(o2)':>9} {'dE_dw1':>10}".replace("sig_", "sig'")]
+             f" {'o1':>7} {'o2':>7} {'sig_(o1)':>9} {'sig_(o2)':>9} {'dE_dw1':>10}"
+             f" | {'rises':>5}".replace("sig_", "sig'")]
     for eta in rates:
         rows = train(eta, iterations)
         f, b = rows[1].forward, rows[1].backward
         lines.append(
             f"{eta:>7g} {f.E_total:10.3e} {rows[min(10, iterations)].forward.E_total:10.3e}"
             f" {rows[-1].forward.E_total:10.3e} | {f.o1:7.2f} {f.o2:7.2f}"
-            f" {b.da_o1_do1:9.2e} {b.da_o2_do2:9.2e} {b.dE_dw1:10.2e}")
+            f" {b.da_o1_do1:9.2e} {b.da_o2_do2:9.2e} {b.dE_dw1:10.2e}"
+            f" | {_rises(rows):5d}")
     return "\n".join(lines)
+
+
+def _rises(rows):
+    """How many iterations ended with a higher E_total than they started with."""
+    return sum(later.forward.E_total > earlier.forward.E_total
+               for earlier, later in zip(rows, rows[1:]))
 
 
 def best_rate(iterations, grid):
