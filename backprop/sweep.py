@@ -11,7 +11,7 @@ import sys
 from .__main__ import DEFAULT_ITERATIONS, _iterations, _Parser, _rate
 from .network import TARGETS, train
 
-SWEEP_RATES = (0.1, 0.2, 0.5, 0.8, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 70.0, 100.0, 200.0, 500.0, 1000.0)
+SWEEP_RATES = (0.1, 0.2, 0.5, 0.8, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 70.0, 80.0, 100.0, 200.0, 500.0, 1000.0)
 
 
 def logit(p):
