@@ -3,7 +3,6 @@
 The LibreOffice tests skip when soffice is missing, unless REQUIRE_LIBREOFFICE=1.
 """
 
-import math
 import os
 import re
 import subprocess
@@ -327,3 +326,38 @@ def test_typing_another_eta_recalculates_only_that_sheet(outputs, tmp_path):
     for eta in (0.2, 0.8):
         assert_sheet_equals_python(recalculated[sheet_name(eta)], train(eta, iterations))
     assert recalculated["Check"]["D3"].value == "MISMATCH"        # Python ran at 0.5
+
+
+# --- the sweep and the screenshot -------------------------------------------
+
+def test_sweep_prints_table_and_best_rate(capsys):
+    from backprop import sweep
+
+    assert sweep.main(["--iterations", "20", "--rates", "1", "500"]) == 0
+    printed = capsys.readouterr().out
+    assert "logit(0.01) = -4.595" in printed
+    assert f"{train(500.0, 20)[-1].forward.E_total:10.3e}" in printed
+    assert "lowest E_total after 20 iterations" in printed
+
+
+def test_sweep_bad_rate_is_one_line_on_stderr():
+    result = subprocess.run([sys.executable, "-m", "backprop.sweep", "--rates", "-2"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_screenshot_renders_the_workbook(outputs, tmp_path):
+    require_soffice()
+    import shutil
+
+    from PIL import Image
+
+    from backprop.screenshot import render
+
+    if shutil.which("pdftoppm") is None:
+        pytest.skip("pdftoppm (poppler-utils) is not on PATH")
+    png = tmp_path / "shot.png"
+    render(outputs / WORKBOOK, png, sheet_name(RATES[0]), "A1:T24", dpi=60)
+    width, height = Image.open(png).size
+    assert width > 2 * height > 100            # a wide strip of cells, margins cropped
