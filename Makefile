@@ -1,0 +1,45 @@
+# Two entry points, each doing its own set-up in a virtual environment (.venv):
+#   make run    trains OptimizedNet with the default recipe, then regenerates backprop/output/
+#   make test   runs the test suite
+# MNIST is read from $(DATA_DIR)/MNIST/raw/ (downloaded there if missing). With no internet,
+# put the four original files there (gzipped is fine); `make data` copies them from
+# $(OFFLINE_MNIST) when that folder exists.
+
+PYTHON ?= python3
+VENV ?= .venv
+DATA_DIR ?= data
+OFFLINE_MNIST ?= ../shared/mnist
+BIN = $(VENV)/bin
+
+.PHONY: run test data notebook bench
+
+run: $(VENV)/.installed data
+	$(BIN)/python train.py --data-dir $(DATA_DIR)
+	$(BIN)/python -m backprop --out backprop/output
+
+test: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest
+
+notebook: $(VENV)/.installed-dev data
+	$(BIN)/jupyter nbconvert --to notebook --execute --inplace S6.ipynb
+
+bench: $(VENV)/.installed data
+	mkdir -p bench/results
+	$(BIN)/python bench/seeds.py --data-dir $(DATA_DIR) | tee bench/results/seeds.txt
+	$(BIN)/python bench/speed.py --data-dir $(DATA_DIR) | tee bench/results/speed.txt
+
+data:
+	@if [ ! -e $(DATA_DIR)/MNIST/raw/train-images-idx3-ubyte ] && [ -d $(OFFLINE_MNIST) ]; then \
+		mkdir -p $(DATA_DIR)/MNIST/raw && cp $(OFFLINE_MNIST)/*-ubyte.gz $(DATA_DIR)/MNIST/raw/ && \
+		echo "Copied the offline MNIST files from $(OFFLINE_MNIST) to $(DATA_DIR)/MNIST/raw/"; \
+	fi
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $@
