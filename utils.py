@@ -1,0 +1,489 @@
+"""Data, training loops, seeding, device choice and plots for the MNIST classifier in model.py.
+
+Everything a notebook or script needs besides the model itself lives here, so that copying
+`model.py` and `utils.py` into another project is enough to train.
+"""
+
+import contextlib
+import copy
+import gzip
+import io
+import os
+import platform
+import random
+import shutil
+import sys
+import time
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torchvision import datasets, transforms
+from tqdm import tqdm
+
+# Mean and standard deviation of the 60,000 MNIST training pixels scaled to [0, 1].
+MNIST_MEAN = 0.1307
+MNIST_STD = 0.3081
+MNIST_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+
+# The project's training recipe: every hyperparameter in one place. train.py, the notebook and
+# bench/ all start from this dict.
+RECIPE = dict(
+    epochs=8,
+    batch_size=256,
+    test_batch_size=1000,
+    schedule="onecycle",  # "onecycle": stepped every batch; "step": StepLR, stepped every epoch
+    lr=0.2,  # OneCycle's peak learning rate (StepLR's starting one)
+    warmup_fraction=0.2,  # OneCycle: share of the steps spent raising the learning rate to its peak
+    step_size=6,  # StepLR: epochs between the learning rate's drops by 10x
+    momentum=0.9,
+    nesterov=True,
+    weight_decay=5e-4,
+    channels_last=True,  # memory layout of the model's weights and activations: faster convolutions
+    max_rotation=10.0,  # degrees, training augmentation only
+    max_shift=0.1,  # fraction of the image size
+    scale_range=(0.9, 1.1),
+    pipeline="tensor",  # "tensor": data held as tensors, augmented per batch; "torchvision": DataLoader
+)
+
+
+class MNISTNotFoundError(RuntimeError):
+    """MNIST could be neither read from the data folder nor downloaded."""
+
+
+# ----------------------------------------------------------------------------------------------
+# Seeding and device
+# ----------------------------------------------------------------------------------------------
+
+
+def set_seed(seed):
+    """Seed Python, NumPy and torch (CPU and all GPUs) so a run can be repeated."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def get_device():
+    """The fastest device present: CUDA, then Apple's MPS, then the CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def loader_settings(device):
+    """DataLoader keyword arguments that suit the device and the place the code runs in.
+
+    Pinned memory only speeds up copies to a CUDA device. Worker processes are started with
+    `spawn` on macOS and Windows, which cannot re-import objects defined in a notebook and is slow
+    to start there, so inside Jupyter on those systems the data is loaded in the main process.
+    """
+    in_notebook = "ipykernel" in sys.modules
+    spawns_workers = platform.system() in ("Darwin", "Windows")
+    num_workers = 0 if (in_notebook and spawns_workers) else min(2, os.cpu_count() or 1)
+    settings = dict(num_workers=num_workers, pin_memory=device.type == "cuda")
+    if num_workers > 0:
+        settings["persistent_workers"] = True
+    return settings
+
+
+# ----------------------------------------------------------------------------------------------
+# Data
+# ----------------------------------------------------------------------------------------------
+
+
+def _unpack_gzipped_files(raw_folder):
+    """Decompress `NAME.gz` into `NAME` in `raw_folder` for each MNIST file that is not there raw.
+
+    torchvision reads only the uncompressed files, and rejects gzip archives whose bytes differ
+    from the ones it downloads itself (their gzip headers differ even when the content is the
+    same), so any `.gz` copy is unpacked first. Each file is written under a temporary name and
+    renamed at the end: an interrupted run leaves no half-written file that looks complete.
+    """
+    for name in MNIST_FILES:
+        target = os.path.join(raw_folder, name)
+        if os.path.exists(target):
+            continue
+        source = target + ".gz"
+        if os.path.isfile(source):
+            partial = target + ".partial"
+            with gzip.open(source, "rb") as src, open(partial, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+            os.replace(partial, target)
+
+
+def _missing_data_message(data_dir, raw_folder, reason):
+    files = ", ".join(MNIST_FILES)
+    return (
+        f"MNIST not found in {os.path.abspath(raw_folder)} and it could not be downloaded ({reason}). "
+        f"Put the four files {files} there, raw or gzipped (.gz), or choose another data folder "
+        f"(--data-dir) whose MNIST/raw/ holds them."
+    )
+
+
+def load_mnist_datasets(data_dir="data", train_transform=None, test_transform=None, download=True):
+    """The MNIST training and test sets as `torchvision.datasets.MNIST` objects.
+
+    Reads the four files from `data_dir/MNIST/raw/`, raw or gzipped, so an offline copy of the
+    original files is enough. Otherwise downloads them there. When neither works, raises
+    MNISTNotFoundError naming the folder and the files.
+    """
+    raw_folder = os.path.join(data_dir, "MNIST", "raw")
+    try:
+        _unpack_gzipped_files(raw_folder)
+    except (OSError, EOFError, gzip.BadGzipFile) as error:
+        raise MNISTNotFoundError(f"Could not unpack the MNIST files into {os.path.abspath(raw_folder)}: {error}") from None
+
+    have_all = all(os.path.isfile(os.path.join(raw_folder, name)) for name in MNIST_FILES)
+    if not have_all:
+        if not download:
+            raise MNISTNotFoundError(_missing_data_message(data_dir, raw_folder, "download switched off"))
+        # torchvision prints each failed mirror; the one error below says it all.
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            try:
+                datasets.MNIST(data_dir, train=True, download=True)
+            except Exception as error:  # network errors come in many types; all mean the same here
+                reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+                raise MNISTNotFoundError(_missing_data_message(data_dir, raw_folder, reason)) from None
+
+    try:
+        train_set = datasets.MNIST(data_dir, train=True, transform=train_transform)
+        test_set = datasets.MNIST(data_dir, train=False, transform=test_transform)
+    except Exception as error:  # torchvision raises assorted errors on truncated or foreign files
+        raise MNISTNotFoundError(
+            f"The MNIST files in {os.path.abspath(raw_folder)} could not be read ({error}). "
+            "Replace them with the original files."
+        ) from None
+    for dataset in (train_set, test_set):
+        if dataset.data.shape[1:] != (28, 28) or len(dataset.data) != len(dataset.targets):
+            raise MNISTNotFoundError(
+                f"The MNIST files in {os.path.abspath(raw_folder)} hold {tuple(dataset.data.shape)} images and "
+                f"{len(dataset.targets)} labels; expected 28 x 28 images, one label each."
+            )
+    return train_set, test_set
+
+
+def random_affine(images, max_rotation, max_shift, scale_range):
+    """Rotate, shift and scale each image in a batch by its own random amount.
+
+    images: float tensor (N, 1, H, W) with background 0, on any device. Each output pixel reads
+    the input at its own coordinates rotated, scaled and shifted (one `grid_sample` call for the
+    whole batch). The sampling grid is the one `F.affine_grid` builds, written out with
+    broadcasting, which on a CPU is several times faster than affine_grid's batched matmul.
+    """
+    n, _, height, width = images.shape
+    device = images.device
+    angle = torch.empty(n, 1, 1, device=device).uniform_(-max_rotation, max_rotation).deg2rad_()
+    scale = torch.empty(n, 1, 1, device=device).uniform_(*scale_range)
+    shift_x, shift_y = torch.empty(2, n, 1, 1, device=device).uniform_(-2 * max_shift, 2 * max_shift)  # grid spans [-1, 1]
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    # Pixel centres in grid_sample's coordinates, -1 to 1 (align_corners=False).
+    x = ((torch.arange(width, device=device) * 2 + 1) / width - 1).view(1, 1, width)
+    y = ((torch.arange(height, device=device) * 2 + 1) / height - 1).view(1, height, 1)
+    grid = torch.stack([cos * x - sin * y + shift_x, sin * x + cos * y + shift_y], dim=-1)
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+class TensorLoader:
+    """Batches of a dataset held as one uint8 tensor, on the device, with no worker processes.
+
+    Each batch is converted to float, augmented per sample (training only) and normalised where it
+    lies, which on MNIST is several times faster than per-image PIL transforms through a DataLoader.
+    Iterates like a DataLoader: `for images, labels in loader`, `len(loader)` batches.
+    """
+
+    def __init__(self, images, labels, batch_size, shuffle=False, augment=None):
+        self.images = images  # (N, 28, 28) uint8
+        self.labels = labels
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.augment = augment  # dict of random_affine's arguments, or None
+        self.dataset = labels  # len(loader.dataset) is the number of samples, as with a DataLoader
+
+    def __len__(self):
+        return (len(self.labels) + self.batch_size - 1) // self.batch_size
+
+    def __iter__(self):
+        n = len(self.labels)
+        order = torch.randperm(n, device=self.images.device) if self.shuffle else torch.arange(n, device=self.images.device)
+        for start in range(0, n, self.batch_size):
+            index = order[start : start + self.batch_size]
+            images = self.images[index].unsqueeze(1).float().div_(255)
+            if self.augment:
+                images = random_affine(images, **self.augment)
+            yield images.sub_(MNIST_MEAN).div_(MNIST_STD), self.labels[index]
+
+
+def get_data_loaders(data_dir="data", device=torch.device("cpu"), recipe=RECIPE, subset=None):
+    """Training and test loaders for MNIST: the one data function the project uses.
+
+    recipe["pipeline"] picks how batches are made:
+      "tensor" (default): the dataset as tensors on `device`, augmented per batch (TensorLoader);
+      "torchvision": the conventional pipeline, per-image PIL transforms through a DataLoader.
+    Both give normalised float batches (N, 1, 28, 28) and the same kind of augmentation.
+    subset: use only the first `subset` training and test images (for quick smoke runs).
+    """
+    augment = dict(max_rotation=recipe["max_rotation"], max_shift=recipe["max_shift"], scale_range=recipe["scale_range"])
+    if recipe["pipeline"] == "tensor":
+        train_set, test_set = load_mnist_datasets(data_dir)
+        sets = [(train_set.data, train_set.targets), (test_set.data, test_set.targets)]
+        if subset:
+            sets = [(images[:subset], labels[:subset]) for images, labels in sets]
+        (train_images, train_labels), (test_images, test_labels) = [(i.to(device), l.to(device)) for i, l in sets]
+        train_loader = TensorLoader(train_images, train_labels, recipe["batch_size"], shuffle=True, augment=augment)
+        test_loader = TensorLoader(test_images, test_labels, recipe["test_batch_size"])
+        return train_loader, test_loader
+
+    if recipe["pipeline"] == "torchvision":
+        normalize = transforms.Normalize((MNIST_MEAN,), (MNIST_STD,))
+        train_transform = transforms.Compose(
+            [
+                transforms.RandomAffine(
+                    augment["max_rotation"], translate=(augment["max_shift"],) * 2, scale=augment["scale_range"], fill=0
+                ),
+                transforms.ToTensor(),
+                normalize,
+            ]
+        )
+        test_transform = transforms.Compose([transforms.ToTensor(), normalize])
+        train_set, test_set = load_mnist_datasets(data_dir, train_transform, test_transform)
+        if subset:
+            train_set = torch.utils.data.Subset(train_set, range(subset))
+            test_set = torch.utils.data.Subset(test_set, range(subset))
+        settings = loader_settings(device)
+        train_loader = torch.utils.data.DataLoader(train_set, recipe["batch_size"], shuffle=True, **settings)
+        test_loader = torch.utils.data.DataLoader(test_set, recipe["test_batch_size"], **settings)
+        return train_loader, test_loader
+
+    raise ValueError(f"Unknown pipeline {recipe['pipeline']!r}: use 'tensor' or 'torchvision'.")
+
+
+# ----------------------------------------------------------------------------------------------
+# Training and evaluation
+# ----------------------------------------------------------------------------------------------
+
+
+def make_optimizer(model, recipe, steps_per_epoch):
+    """SGD with (Nesterov) momentum and the recipe's learning-rate schedule."""
+    optimizer = torch.optim.SGD(
+        model.parameters(),
+        lr=recipe["lr"],
+        momentum=recipe["momentum"],
+        nesterov=recipe["nesterov"],
+        weight_decay=recipe["weight_decay"],
+    )
+    if recipe["schedule"] == "onecycle":
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer,
+            max_lr=recipe["lr"],
+            epochs=recipe["epochs"],
+            steps_per_epoch=steps_per_epoch,
+            pct_start=recipe["warmup_fraction"],
+            anneal_strategy="linear",
+            div_factor=10,
+            final_div_factor=100,
+        )
+    elif recipe["schedule"] == "step":
+        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=recipe["step_size"], gamma=0.1)
+    else:
+        raise ValueError(f"Unknown schedule {recipe['schedule']!r}: use 'onecycle' or 'step'.")
+    return optimizer, scheduler
+
+
+def train(model, device, train_loader, optimizer, scheduler=None):
+    """One epoch of training. Returns (mean loss, accuracy in percent) over the epoch's batches.
+
+    The model returns logits. `scheduler`, if given, is stepped after every batch (OneCycle).
+    """
+    model.train()
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    processed = 0
+    progress = tqdm(train_loader)
+    for batch_id, (images, labels) in enumerate(progress):
+        images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+        optimizer.zero_grad(set_to_none=True)
+        output = model(images)
+        loss = F.cross_entropy(output, labels)
+        loss.backward()
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+
+        loss_sum += loss.detach() * len(labels)
+        correct += (output.argmax(dim=1) == labels).sum()
+        processed += len(labels)
+        # Reading values back from a GPU waits for it, so the bar is refreshed every few batches.
+        if batch_id % 20 == 0 or batch_id == len(train_loader) - 1:
+            progress.set_description(
+                f"Train: Loss={loss.item():.4f} Batch_id={batch_id} Accuracy={100 * correct.item() / processed:.2f}"
+            )
+    return loss_sum.item() / processed, 100 * correct.item() / processed
+
+
+@torch.inference_mode()
+def predict(model, device, loader):
+    """Predicted and true labels for every sample of `loader`, as CPU tensors."""
+    model.eval()
+    predictions, targets = [], []
+    for images, labels in loader:
+        predictions.append(model(images.to(device)).argmax(dim=1).cpu())
+        targets.append(labels.cpu())
+    return torch.cat(predictions), torch.cat(targets)
+
+
+@torch.inference_mode()
+def test(model, device, test_loader):
+    """Evaluate on the whole test set; prints and returns (average loss, accuracy in percent)."""
+    model.eval()
+    loss_sum, correct, total = 0.0, 0, 0
+    for images, labels in test_loader:
+        images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+        output = model(images)
+        loss_sum += F.cross_entropy(output, labels, reduction="sum").item()
+        correct += (output.argmax(dim=1) == labels).sum().item()
+        total += len(labels)
+    test_loss, test_accuracy = loss_sum / total, 100 * correct / total
+    print(f"Test set: Average loss: {test_loss:.4f}, Accuracy: {correct}/{total} ({test_accuracy:.2f}%)")
+    return test_loss, test_accuracy
+
+
+def fit(model, device, train_loader, test_loader, recipe=RECIPE):
+    """Train for recipe["epochs"] epochs, testing after each. Returns the per-epoch history.
+
+    Moves the model to `device` (in channels-last layout if the recipe says so). Each history
+    entry: epoch, lr (at the epoch's start), train_loss, train_acc, test_loss, test_acc (percent)
+    and seconds (that epoch's wall time, training plus test).
+    """
+    layout = torch.channels_last if recipe["channels_last"] else torch.contiguous_format
+    model.to(device, memory_format=layout)
+    optimizer, scheduler = make_optimizer(model, recipe, len(train_loader))
+    per_batch = recipe["schedule"] == "onecycle"
+    history = []
+    for epoch in range(1, recipe["epochs"] + 1):
+        lr = optimizer.param_groups[0]["lr"]
+        print(f"Epoch {epoch}/{recipe['epochs']}  lr={lr:.5f}")
+        start = time.perf_counter()
+        train_loss, train_acc = train(model, device, train_loader, optimizer, scheduler if per_batch else None)
+        if not per_batch:
+            scheduler.step()
+        test_loss, test_acc = test(model, device, test_loader)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        history.append(
+            dict(
+                epoch=epoch,
+                lr=lr,
+                train_loss=train_loss,
+                train_acc=train_acc,
+                test_loss=test_loss,
+                test_acc=test_acc,
+                seconds=time.perf_counter() - start,
+            )
+        )
+    return history
+
+
+# ----------------------------------------------------------------------------------------------
+# Summaries and plots (the notebook's figures)
+# ----------------------------------------------------------------------------------------------
+
+
+def model_summary(model, device):
+    """torchsummary's layer table; works on CUDA, MPS and CPU alike.
+
+    torchsummary only knows "cuda" and "cpu", so off CUDA it summarises a CPU copy of the model.
+    """
+    from torchsummary import summary
+
+    if device.type == "cuda":
+        summary(model, input_size=(1, 28, 28), device="cuda")
+    else:
+        summary(copy.deepcopy(model).cpu(), input_size=(1, 28, 28), device="cpu")
+
+
+def _image_grid(images, titles, columns, title):
+    rows = max(1, (len(images) + columns - 1) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(1.3 * columns, 1.5 * rows), squeeze=False)
+    for axis in axes.flat:
+        axis.axis("off")
+    for axis, image, text in zip(axes.flat, images, titles):
+        axis.imshow(image.squeeze().cpu().numpy(), cmap="gray_r")
+        axis.set_title(text, fontsize=9)
+    figure.suptitle(title)
+    figure.tight_layout()
+    return figure
+
+
+def plot_samples(train_loader, count=10):
+    """The first training images as stored (top row) and two random augmentations of each."""
+    images = train_loader.images[:count].unsqueeze(1).float().div(255)
+    labels = train_loader.labels[:count].tolist()
+    rows = [images] + [random_affine(images, **train_loader.augment) for _ in range(2)]
+    titles = [f"{label}" for label in labels] + [f"{label} aug." for label in labels] * 2
+    return _image_grid(torch.cat(rows), titles, count, "Training images: original, then augmented")
+
+
+def plot_history(history):
+    """Loss and accuracy per epoch, training and test."""
+    epochs = [entry["epoch"] for entry in history]
+    figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(11, 4))
+    loss_axis.plot(epochs, [entry["train_loss"] for entry in history], "o-", label="train")
+    loss_axis.plot(epochs, [entry["test_loss"] for entry in history], "o-", label="test")
+    loss_axis.set(title="Loss", xlabel="epoch", ylabel="cross-entropy", yscale="log")
+    accuracy_axis.plot(epochs, [entry["train_acc"] for entry in history], "o-", label="train (augmented)")
+    accuracy_axis.plot(epochs, [entry["test_acc"] for entry in history], "o-", label="test")
+    accuracy_axis.axhline(99.4, color="gray", linestyle="--", linewidth=1, label="99.4%")
+    accuracy_axis.set(title="Accuracy", xlabel="epoch", ylabel="percent", ylim=(97, 100))
+    for axis in (loss_axis, accuracy_axis):
+        axis.grid(alpha=0.3)
+        axis.legend()
+    figure.tight_layout()
+    return figure
+
+
+@torch.inference_mode()
+def plot_misclassified(model, device, test_loader, count=20):
+    """Test images the model gets wrong, each titled with its true and predicted label."""
+    model.eval()
+    wrong_images, titles = [], []
+    for images, labels in test_loader:
+        predictions = model(images.to(device)).argmax(dim=1).cpu()
+        for image, label, prediction in zip(images, labels.cpu(), predictions):
+            if label != prediction and len(titles) < count:
+                wrong_images.append(image * MNIST_STD + MNIST_MEAN)
+                titles.append(f"true {label} / pred {prediction}")
+        if len(titles) >= count:
+            break
+    if not titles:
+        figure = plt.figure(figsize=(4, 1))
+        figure.text(0.5, 0.5, "No misclassified test images", ha="center")
+        return figure
+    return _image_grid(torch.stack(wrong_images), titles, 5, f"The first {len(titles)} misclassified test images")
+
+
+def plot_confusion_matrix(predictions, targets):
+    """Counts of true (rows) against predicted (columns) labels; the diagonal is left blank."""
+    matrix = torch.zeros(10, 10, dtype=torch.long)
+    matrix.index_put_((targets, predictions), torch.ones_like(targets), accumulate=True)
+    errors = matrix.clone().fill_diagonal_(0)
+    figure, axis = plt.subplots(figsize=(6.5, 5.5))
+    shown = axis.imshow(errors.numpy(), cmap="Reds")
+    for true in range(10):
+        for predicted in range(10):
+            value = matrix[true, predicted].item()
+            if value:
+                color = "gray" if true == predicted else "black"
+                axis.text(predicted, true, value, ha="center", va="center", fontsize=8, color=color)
+    axis.set(xticks=range(10), yticks=range(10), xlabel="predicted", ylabel="true",
+             title=f"Confusion matrix ({errors.sum().item()} errors; diagonal in gray)")
+    figure.colorbar(shown, ax=axis, label="misclassified images")
+    figure.tight_layout()
+    return figure
