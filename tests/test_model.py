@@ -1,0 +1,50 @@
+import torch
+import torch.nn as nn
+
+from model import OptimizedNet
+
+
+def test_parameter_count_is_under_20k():
+    params = sum(p.numel() for p in OptimizedNet().parameters() if p.requires_grad)
+    assert params < 20_000
+
+
+def test_has_batchnorm_dropout_1x1_gap_and_linear():
+    modules = list(OptimizedNet().modules())
+    assert any(isinstance(m, nn.BatchNorm2d) for m in modules)
+    assert any(isinstance(m, nn.modules.dropout._DropoutNd) for m in modules)
+    assert any(isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1) for m in modules)
+    assert any(isinstance(m, (nn.AdaptiveAvgPool2d, nn.AvgPool2d)) for m in modules)
+    assert any(isinstance(m, nn.Linear) for m in modules)
+
+
+def test_output_is_ten_logits_per_image():
+    model = OptimizedNet().eval()
+    with torch.no_grad():
+        output = model(torch.randn(5, 1, 28, 28))
+    assert output.shape == (5, 10)
+    # Logits, not log-probabilities: their exponentials need not sum to 1.
+    assert not torch.allclose(output.exp().sum(dim=1), torch.ones(5))
+
+
+def test_receptive_field_table_matches_the_layers():
+    """The docstring's shapes are what the layers really produce."""
+    model = OptimizedNet().eval()
+    shapes = {}
+    for name in ("conv1", "conv2", "conv3", "transition", "conv4", "conv5", "conv6", "gap"):
+        getattr(model, name).register_forward_hook(lambda module, args, out, name=name: shapes.__setitem__(name, tuple(out.shape[1:])))
+    with torch.no_grad():
+        model(torch.zeros(1, 1, 28, 28))
+    for name, shape in shapes.items():
+        row = next(line for line in OptimizedNet.__doc__.splitlines() if line.strip().startswith(f"| {name} "))
+        assert " x ".join(map(str, shape)) in row, (name, shape, row)
+
+
+def test_channels_last_gives_the_same_output():
+    torch.manual_seed(0)
+    model = OptimizedNet().eval()
+    images = torch.randn(4, 1, 28, 28)
+    with torch.no_grad():
+        expected = model(images)
+        model = model.to(memory_format=torch.channels_last)
+        assert torch.allclose(model(images.to(memory_format=torch.channels_last)), expected, atol=1e-5)
