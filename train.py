@@ -66,6 +66,7 @@ def parse_args(argv=None):
     parser.add_argument("--seed", type=int, default=1, help="random seed")
     parser.add_argument("--data-dir", default="data", help="MNIST is read from DATA_DIR/MNIST/raw/ (the four files, raw or .gz), else downloaded there")
     parser.add_argument("--pipeline", choices=["tensor", "torchvision"], default=recipe["pipeline"], help="tensor: data held as tensors, augmented per batch; torchvision: the conventional DataLoader")
+    parser.add_argument("--float32", action="store_true", help="train in float32 even where bfloat16 autocast is fast")
     parser.add_argument("--history-out", type=writable_file, metavar="FILE.json", help="write the per-epoch history as JSON")
     parser.add_argument("--save-model", type=writable_file, metavar="PATH", help="save the trained weights (state_dict)")
     return parser.parse_args(argv)
@@ -73,7 +74,14 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    recipe = dict(utils.RECIPE, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, pipeline=args.pipeline)
+    recipe = dict(
+        utils.RECIPE,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        pipeline=args.pipeline,
+        bfloat16=utils.RECIPE["bfloat16"] and not args.float32,
+    )
     device = utils.get_device()
     utils.set_seed(args.seed)
     try:
@@ -83,7 +91,9 @@ def main(argv=None):
 
     model = OptimizedNet()
     params = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    print(f"OptimizedNet: {params} parameters, device {device}, torch {torch.__version__}, seed {args.seed}")
+    bfloat16 = recipe["bfloat16"] and utils.bfloat16_is_fast(device)
+    print(f"OptimizedNet: {params} parameters, device {device}, torch {torch.__version__}, seed {args.seed}, "
+          f"training in {'bfloat16 autocast' if bfloat16 else 'float32'}")
     print("Recipe: " + ", ".join(f"{key}={value}" for key, value in recipe.items()))
     history = utils.fit(model, device, train_loader, test_loader, recipe)
     total_seconds = sum(epoch["seconds"] for epoch in history)

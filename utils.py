@@ -46,6 +46,7 @@ RECIPE = dict(
     nesterov=True,
     weight_decay=5e-4,
     channels_last=True,  # memory layout of the model's weights and activations: faster convolutions
+    bfloat16=True,  # train under bfloat16 autocast where the hardware computes it fast (bfloat16_is_fast)
     max_rotation=10.0,  # degrees, training augmentation only
     max_shift=0.1,  # fraction of the image size
     scale_range=(0.9, 1.1),
@@ -76,6 +77,22 @@ def get_device():
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def bfloat16_is_fast(device):
+    """Whether bfloat16 autocast speeds up training on `device`.
+
+    True on CUDA GPUs with bfloat16 support and on CPUs with bfloat16 instructions (AVX512-BF16,
+    AMX). Elsewhere bfloat16 is emulated and slower than float32: on a 2-core AMD EPYC, with
+    oneDNN kept from the bfloat16 instructions, a training step of OptimizedNet took 1.35x the
+    float32 time (ONEDNN_MAX_CPU_ISA=AVX512_CORE) and 8x (=AVX2), against 0.66x with them.
+    """
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu" and hasattr(torch.cpu, "get_capabilities"):
+        capabilities = torch.cpu.get_capabilities()
+        return bool(capabilities.get("avx512_bf16") or capabilities.get("amx_bf16"))
+    return False
 
 
 def loader_settings(device):
@@ -297,10 +314,11 @@ def make_optimizer(model, recipe, steps_per_epoch):
     return optimizer, scheduler
 
 
-def train(model, device, train_loader, optimizer, scheduler=None):
+def train(model, device, train_loader, optimizer, scheduler=None, bfloat16=False):
     """One epoch of training. Returns (mean loss, accuracy in percent) over the epoch's batches.
 
     The model returns logits. `scheduler`, if given, is stepped after every batch (OneCycle).
+    bfloat16: run the forward pass under bfloat16 autocast (the weights stay float32).
     """
     model.train()
     loss_sum = torch.zeros((), device=device)
@@ -310,8 +328,9 @@ def train(model, device, train_loader, optimizer, scheduler=None):
     for batch_id, (images, labels) in enumerate(progress):
         images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
         optimizer.zero_grad(set_to_none=True)
-        output = model(images)
-        loss = F.cross_entropy(output, labels)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bfloat16):
+            output = model(images)
+            loss = F.cross_entropy(output, labels)
         loss.backward()
         optimizer.step()
         if scheduler is not None:
@@ -366,12 +385,13 @@ def fit(model, device, train_loader, test_loader, recipe=RECIPE):
     model.to(device, memory_format=layout)
     optimizer, scheduler = make_optimizer(model, recipe, len(train_loader))
     per_batch = recipe["schedule"] == "onecycle"
+    bfloat16 = recipe["bfloat16"] and bfloat16_is_fast(device)
     history = []
     for epoch in range(1, recipe["epochs"] + 1):
         lr = optimizer.param_groups[0]["lr"]
         print(f"Epoch {epoch}/{recipe['epochs']}  lr={lr:.5f}")
         start = time.perf_counter()
-        train_loss, train_acc = train(model, device, train_loader, optimizer, scheduler if per_batch else None)
+        train_loss, train_acc = train(model, device, train_loader, optimizer, scheduler if per_batch else None, bfloat16)
         if not per_batch:
             scheduler.step()
         test_loss, test_acc = test(model, device, test_loader)

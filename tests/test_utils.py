@@ -123,7 +123,8 @@ def test_test_counts_correct_predictions_and_prints_the_line(capsys):
     assert re.fullmatch(r"Test set: Average loss: \d+\.\d{4}, Accuracy: 8/10 \(80\.00%\)\n", capsys.readouterr().out)
 
 
-def test_a_few_steps_lower_the_loss():
+@pytest.mark.parametrize("bfloat16", [False, True], ids=["float32", "bfloat16"])
+def test_a_few_steps_lower_the_loss(bfloat16):
     from model import OptimizedNet
 
     utils.set_seed(0)
@@ -131,8 +132,21 @@ def test_a_few_steps_lower_the_loss():
     images, labels = torch.randn(64, 1, 28, 28), torch.randint(0, 10, (64,))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     loader = [(images, labels)] * 10
-    mean_losses = [utils.train(model, torch.device("cpu"), loader, optimizer)[0] for _ in range(3)]
+    mean_losses = [utils.train(model, torch.device("cpu"), loader, optimizer, bfloat16=bfloat16)[0] for _ in range(3)]
     assert mean_losses[2] < 0.6 * mean_losses[0]
+
+
+def test_schedules():
+    model = nn.Linear(2, 2)
+    _, onecycle = utils.make_optimizer(model, utils.RECIPE, steps_per_epoch=10)
+    assert isinstance(onecycle, torch.optim.lr_scheduler.OneCycleLR)
+    optimizer, step = utils.make_optimizer(model, dict(utils.RECIPE, schedule="step", lr=0.01, step_size=2), 10)
+    for _ in range(2):
+        optimizer.step()
+        step.step()
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.001)
+    with pytest.raises(ValueError, match="Unknown schedule"):
+        utils.make_optimizer(model, dict(utils.RECIPE, schedule="cosine"), 10)
 
 
 def test_train_reports_mean_loss_and_accuracy(capsys):
