@@ -83,9 +83,9 @@ def bfloat16_is_fast(device):
     """Whether bfloat16 autocast speeds up training on `device`.
 
     True on CUDA GPUs with bfloat16 support and on CPUs with bfloat16 instructions (AVX512-BF16,
-    AMX). Elsewhere bfloat16 is emulated and slower than float32: on a 2-core AMD EPYC, with
-    oneDNN kept from the bfloat16 instructions, a training step of OptimizedNet took 1.35x the
-    float32 time (ONEDNN_MAX_CPU_ISA=AVX512_CORE) and 8x (=AVX2), against 0.66x with them.
+    AMX). Elsewhere bfloat16 is emulated and slower than float32: on a 2-core AMD EPYC, a
+    training step of OptimizedNet took 0.80x the float32 time with its bfloat16 instructions, but
+    1.50x with oneDNN kept to AVX512 without them and 7.94x with AVX2 (bench/bfloat16.py).
     """
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
