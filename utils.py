@@ -166,7 +166,8 @@ def load_mnist_datasets(data_dir="data", train_transform=None, test_transform=No
             try:
                 datasets.MNIST(data_dir, train=True, download=True)
             except Exception as error:  # network errors come in many types; all mean the same here
-                reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+                # torchvision lists every mirror it tried; the last line holds the final cause.
+                reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
                 raise MNISTNotFoundError(_missing_data_message(data_dir, raw_folder, reason)) from None
 
     try:
