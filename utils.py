@@ -130,12 +130,16 @@ def _unpack_gzipped_files(raw_folder):
         source = target + ".gz"
         if os.path.isfile(source):
             partial = target + ".partial"
-            with gzip.open(source, "rb") as src, open(partial, "wb") as dst:
-                shutil.copyfileobj(src, dst)
-            os.replace(partial, target)
+            try:
+                with gzip.open(source, "rb") as src, open(partial, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+                os.replace(partial, target)
+            finally:
+                if os.path.exists(partial):  # the archive was broken: leave nothing behind
+                    os.remove(partial)
 
 
-def _missing_data_message(data_dir, raw_folder, reason):
+def _missing_data_message(raw_folder, reason):
     files = ", ".join(MNIST_FILES)
     return (
         f"MNIST not found in {os.path.abspath(raw_folder)} and it could not be downloaded ({reason}). "
@@ -160,7 +164,7 @@ def load_mnist_datasets(data_dir="data", train_transform=None, test_transform=No
     have_all = all(os.path.isfile(os.path.join(raw_folder, name)) for name in MNIST_FILES)
     if not have_all:
         if not download:
-            raise MNISTNotFoundError(_missing_data_message(data_dir, raw_folder, "download switched off"))
+            raise MNISTNotFoundError(_missing_data_message(raw_folder, "download switched off"))
         # torchvision prints each failed mirror; the one error below says it all.
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             try:
@@ -168,7 +172,7 @@ def load_mnist_datasets(data_dir="data", train_transform=None, test_transform=No
             except Exception as error:  # network errors come in many types; all mean the same here
                 # torchvision lists every mirror it tried; the last line holds the final cause.
                 reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
-                raise MNISTNotFoundError(_missing_data_message(data_dir, raw_folder, reason)) from None
+                raise MNISTNotFoundError(_missing_data_message(raw_folder, reason)) from None
 
     try:
         train_set = datasets.MNIST(data_dir, train=True, transform=train_transform)
@@ -193,7 +197,8 @@ def random_affine(images, max_rotation, max_shift, scale_range):
     images: float tensor (N, 1, H, W) with background 0, on any device. Each output pixel reads
     the input at its own coordinates rotated, scaled and shifted (one `grid_sample` call for the
     whole batch). The sampling grid is the one `F.affine_grid` builds, written out with
-    broadcasting, which on a CPU is several times faster than affine_grid's batched matmul.
+    broadcasting: on 2 CPU cores that halved the augmentation's time (0.70 s to 0.32 s an epoch
+    at batch 128), since affine_grid's batched matmul took most of it.
     """
     n, _, height, width = images.shape
     device = images.device
@@ -212,7 +217,7 @@ class TensorLoader:
     """Batches of a dataset held as one uint8 tensor, on the device, with no worker processes.
 
     Each batch is converted to float, augmented per sample (training only) and normalised where it
-    lies, which on MNIST is several times faster than per-image PIL transforms through a DataLoader.
+    lies, with no per-image Python work.
     Iterates like a DataLoader: `for images, labels in loader`, `len(loader)` batches.
     """
 

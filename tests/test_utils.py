@@ -195,3 +195,13 @@ def test_same_seed_same_result_on_cpu(tiny_mnist):
     (losses_a, weights_a), (losses_b, weights_b), (losses_c, weights_c) = run(7), run(7), run(8)
     assert losses_a == losses_b and torch.equal(weights_a, weights_b)
     assert not torch.equal(weights_a, weights_c)
+
+
+def test_broken_gzip_leaves_no_partial_file(tmp_path, no_download):
+    data_dir = make_mnist_folder(tmp_path / "data", compress=True)
+    broken = data_dir / "MNIST" / "raw" / "t10k-images-idx3-ubyte.gz"
+    broken.write_bytes(broken.read_bytes()[:200])  # truncated archive
+    with pytest.raises(utils.MNISTNotFoundError, match="Could not unpack"):
+        utils.load_mnist_datasets(str(data_dir))
+    leftovers = sorted(path.name for path in (data_dir / "MNIST" / "raw").iterdir())
+    assert "t10k-images-idx3-ubyte" not in leftovers and not [name for name in leftovers if name.endswith(".partial")]
