@@ -139,16 +139,7 @@ def _unpack_gzipped_files(raw_folder):
                     os.remove(partial)
 
 
-def _missing_data_message(raw_folder, reason):
-    files = ", ".join(MNIST_FILES)
-    return (
-        f"MNIST not found in {os.path.abspath(raw_folder)} and it could not be downloaded ({reason}). "
-        f"Put the four files {files} there, raw or gzipped (.gz), or choose another data folder "
-        f"(--data-dir) whose MNIST/raw/ holds them."
-    )
-
-
-def load_mnist_datasets(data_dir="data", train_transform=None, test_transform=None, download=True):
+def load_mnist_datasets(data_dir="data", train_transform=None, test_transform=None):
     """The MNIST training and test sets as `torchvision.datasets.MNIST` objects.
 
     Reads the four files from `data_dir/MNIST/raw/`, raw or gzipped, so an offline copy of the
@@ -163,8 +154,6 @@ def load_mnist_datasets(data_dir="data", train_transform=None, test_transform=No
 
     have_all = all(os.path.isfile(os.path.join(raw_folder, name)) for name in MNIST_FILES)
     if not have_all:
-        if not download:
-            raise MNISTNotFoundError(_missing_data_message(raw_folder, "download switched off"))
         # torchvision prints each failed mirror; the one error below says it all.
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             try:
@@ -172,7 +161,11 @@ def load_mnist_datasets(data_dir="data", train_transform=None, test_transform=No
             except Exception as error:  # network errors come in many types; all mean the same here
                 # torchvision lists every mirror it tried; the last line holds the final cause.
                 reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
-                raise MNISTNotFoundError(_missing_data_message(raw_folder, reason)) from None
+                raise MNISTNotFoundError(
+                    f"MNIST not found in {os.path.abspath(raw_folder)} and it could not be downloaded ({reason}). "
+                    f"Put the four files {', '.join(MNIST_FILES)} there, raw or gzipped (.gz), or choose another "
+                    "data folder (--data-dir) whose MNIST/raw/ holds them."
+                ) from None
 
     try:
         train_set = datasets.MNIST(data_dir, train=True, transform=train_transform)
