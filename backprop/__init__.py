@@ -6,7 +6,7 @@ writes all of it.
 """
 
 from .network import (INITIAL_WEIGHTS, INPUTS, RATES, TARGETS, backward, forward,
-                      sigmoid, step, train)
+                      sigmoid, train)
 
 __all__ = ["INITIAL_WEIGHTS", "INPUTS", "RATES", "TARGETS", "backward", "forward",
-           "sigmoid", "step", "train"]
+           "sigmoid", "train"]

@@ -1,8 +1,9 @@
 """python -m backprop --out DIR: train at each rate, write the workbook and plots."""
 
-import argparse
 import os
 import sys
+
+from cli import FAILURE, ArgumentParser, checked
 
 from .network import RATES, check_iterations, check_rate, train
 
@@ -14,34 +15,14 @@ ERROR_GRID = "error_grid.png"
 NETWORK = "network.png"
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        # One line, no usage block: the message says what was wrong.
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def _rate(text):
-    try:
-        return check_rate(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-
-
-def _iterations(text):
-    try:
-        return check_iterations(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-
-
 def parse_args(argv=None, prog="python -m backprop", description=__doc__):
-    parser = _Parser(prog=prog, description=description)
+    parser = ArgumentParser(prog=prog, description=description)
     parser.add_argument("--out", required=True, metavar="DIR",
                         help="directory for the outputs (created if missing)")
-    parser.add_argument("--iterations", type=_iterations, default=DEFAULT_ITERATIONS,
+    parser.add_argument("--iterations", type=checked(check_iterations), default=DEFAULT_ITERATIONS,
                         metavar="N", help="weight updates per rate; rows 0..N "
                         f"(default: {DEFAULT_ITERATIONS})")
-    parser.add_argument("--rates", type=_rate, nargs="+", default=list(RATES), metavar="ETA",
+    parser.add_argument("--rates", type=checked(check_rate), nargs="+", default=list(RATES), metavar="ETA",
                         help="learning rates, one sheet each (default: "
                         + " ".join(f"{eta:g}" for eta in RATES) + ")")
     args = parser.parse_args(argv)
@@ -75,7 +56,7 @@ def main(argv=None):
         plot_network(os.path.join(args.out, NETWORK))
     except OSError as error:
         print(f"python -m backprop: error: cannot write to {args.out}: {error}", file=sys.stderr)
-        return 1
+        return FAILURE
     print(error_table(runs))
     print(f"wrote {WORKBOOK}, {ERROR_CURVES}, {ERROR_GRID}, {NETWORK} to {args.out}")
     return 0

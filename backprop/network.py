@@ -168,14 +168,6 @@ def check_iterations(iterations):
     return whole
 
 
-def step(weights, eta, inputs=INPUTS, targets=TARGETS):
-    """One gradient-descent step: w <- w - eta * dE_total/dw for all eight weights."""
-    eta = check_rate(eta)
-    f = forward(weights, inputs, targets)
-    gradients = backward(weights, f, inputs, targets).weight_gradients()
-    return tuple(w - eta * g for w, g in zip(weights, gradients))
-
-
 def train(eta, iterations, weights=INITIAL_WEIGHTS, inputs=INPUTS, targets=TARGETS):
     """Rows for iterations 0 .. iterations: `iterations` updates, and the state after the last."""
     eta = check_rate(eta)

@@ -3,19 +3,19 @@
 import math
 
 import matplotlib
+from matplotlib.figure import Figure
+from matplotlib.patches import Circle
 
-matplotlib.use("Agg")  # files only, no display needed
-import matplotlib.pyplot as plt  # noqa: E402
+from cli import save_atomically
 
-from .atomic import save_atomically  # noqa: E402
-from .network import INITIAL_WEIGHTS  # noqa: E402
+from .network import INITIAL_WEIGHTS
+
+# Figures are built with Figure(), not pyplot: they go straight to files, need no display, and
+# leave the backend of whoever imported this module (a notebook, say) alone.
 
 
 def _save(fig, path):
-    try:
-        save_atomically(path, lambda temporary: fig.savefig(temporary, dpi=120))
-    finally:
-        plt.close(fig)
+    save_atomically(path, lambda temporary: fig.savefig(temporary, dpi=120))
 
 
 def _curve(rows):
@@ -25,9 +25,10 @@ def _curve(rows):
 def plot_error_curves(path, runs):
     """All rates in one figure; log y, since the rates differ by orders of magnitude."""
     many = len(runs) > 8
-    fig, ax = plt.subplots(figsize=(9.5 if many else 8, 5))
+    fig = Figure(figsize=(9.5 if many else 8, 5))
+    ax = fig.subplots()
     # Past ten lines the default colour cycle repeats; a colour map keeps them apart.
-    colors = (plt.cm.plasma([0.9 * k / (len(runs) - 1) for k in range(len(runs))])
+    colors = (matplotlib.colormaps["plasma"]([0.9 * k / (len(runs) - 1) for k in range(len(runs))])
               if many else [None] * len(runs))
     for (eta, rows), color in zip(runs.items(), colors):
         ax.plot(*_curve(rows), label=f"eta = {eta:g}", linewidth=1.8, color=color)
@@ -48,8 +49,8 @@ def plot_error_grid(path, runs):
     """One small panel per rate, same axes everywhere so the panels compare."""
     columns = 3
     rows_of_panels = math.ceil(len(runs) / columns)
-    fig, axes = plt.subplots(rows_of_panels, columns, figsize=(10, 3.2 * rows_of_panels),
-                             sharex=True, sharey=True, squeeze=False)
+    fig = Figure(figsize=(10, 3.2 * rows_of_panels))
+    axes = fig.subplots(rows_of_panels, columns, sharex=True, sharey=True, squeeze=False)
     for ax, (eta, rows) in zip(axes.flat, runs.items()):
         ax.plot(*_curve(rows), color="tab:blue")
         ax.set_title(f"eta = {eta:g}: final E_total {rows[-1].forward.E_total:.2e}", fontsize=10)
@@ -73,7 +74,8 @@ def plot_network(path, weights=INITIAL_WEIGHTS):
     edges = [("i1", "h1", "w1"), ("i2", "h1", "w2"), ("i1", "h2", "w3"), ("i2", "h2", "w4"),
              ("h1", "o1", "w5"), ("h2", "o1", "w6"), ("h1", "o2", "w7"), ("h2", "o2", "w8")]
     radius = 0.2
-    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    fig = Figure(figsize=(7.5, 4.2))
+    ax = fig.subplots()
     for start, end, name in edges:
         (x0, y0), (x1, y1) = layers[start], layers[end]
         length = math.hypot(x1 - x0, y1 - y0)
@@ -88,7 +90,7 @@ def plot_network(path, weights=INITIAL_WEIGHTS):
                 bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none"))
     for node, (x, y) in layers.items():
         color = {"i": "#FFF2CC", "h": "#DDEBF7", "o": "#E2EFDA"}[node[0]]
-        ax.add_patch(plt.Circle((x, y), radius, fc=color, ec="black", zorder=3))
+        ax.add_patch(Circle((x, y), radius, fc=color, ec="black", zorder=3))
         ax.text(x, y, labels[node], ha="center", va="center", fontsize=9, zorder=4)
     for x, title in ((0, "inputs"), (1, "hidden (sigmoid)"), (2, "outputs (sigmoid)")):
         ax.text(x, 1.35, title, ha="center", fontsize=11, weight="bold")

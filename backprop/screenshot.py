@@ -4,7 +4,6 @@ LibreOffice prints one sheet's top-left corner to PDF, pdftoppm turns the page
 into pixels, and the white margin is cropped off. Needs soffice and pdftoppm.
 """
 
-import argparse
 import shutil
 import subprocess
 import sys
@@ -14,7 +13,8 @@ from pathlib import Path
 from openpyxl import load_workbook
 from PIL import Image, ImageChops
 
-from .atomic import save_atomically
+from cli import FAILURE, ArgumentParser, positive_int, save_atomically
+
 from .libreoffice import convert
 from .workbook import sheet_name
 from .network import RATES
@@ -56,19 +56,19 @@ def render(workbook, png, sheet, cells, dpi=110):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m backprop.screenshot", description=__doc__)
+    parser = ArgumentParser(prog="python -m backprop.screenshot", description=__doc__)
     parser.add_argument("workbook", help="the .xlsx written by python -m backprop")
     parser.add_argument("png", help="where to write the image")
     parser.add_argument("--sheet", default=sheet_name(RATES[0]),
                         help=f"sheet to render (default: {sheet_name(RATES[0])!r})")
     parser.add_argument("--cells", default="A1:T24", help="cell range to render (default: A1:T24)")
-    parser.add_argument("--dpi", type=int, default=110, help="resolution (default: 110)")
+    parser.add_argument("--dpi", type=positive_int, default=110, help="resolution (default: 110)")
     args = parser.parse_args(argv)
     try:
         render(args.workbook, args.png, args.sheet, args.cells, args.dpi)
     except (OSError, RuntimeError, KeyError, ValueError, subprocess.CalledProcessError) as error:
         print(f"python -m backprop.screenshot: error: {error}", file=sys.stderr)
-        return 1
+        return FAILURE
     return 0
 
 

@@ -8,8 +8,10 @@ and the rate with the lowest E_total after N iterations on a grid of rates.
 import math
 import sys
 
-from .__main__ import DEFAULT_ITERATIONS, _iterations, _Parser, _rate
-from .network import TARGETS, train
+from cli import FAILURE, ArgumentParser, checked
+
+from .__main__ import DEFAULT_ITERATIONS
+from .network import TARGETS, check_iterations, check_rate, train
 
 SWEEP_RATES = (0.1, 0.2, 0.5, 0.8, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 70.0, 80.0, 100.0, 200.0, 500.0, 1000.0)
 
@@ -48,10 +50,10 @@ def best_rate(iterations, grid):
 
 
 def main(argv=None):
-    parser = _Parser(prog="python -m backprop.sweep", description=__doc__)
-    parser.add_argument("--iterations", type=_iterations, default=DEFAULT_ITERATIONS, metavar="N",
+    parser = ArgumentParser(prog="python -m backprop.sweep", description=__doc__)
+    parser.add_argument("--iterations", type=checked(check_iterations), default=DEFAULT_ITERATIONS, metavar="N",
                         help=f"weight updates per rate (default: {DEFAULT_ITERATIONS})")
-    parser.add_argument("--rates", type=_rate, nargs="+", default=list(SWEEP_RATES), metavar="ETA",
+    parser.add_argument("--rates", type=checked(check_rate), nargs="+", default=list(SWEEP_RATES), metavar="ETA",
                         help="learning rates (default: " + " ".join(f"{r:g}" for r in SWEEP_RATES) + ")")
     parser.add_argument("--plot", metavar="PNG",
                         help="also draw E_total against iteration for these rates (default: no plot)")
@@ -74,7 +76,7 @@ def main(argv=None):
             plot_error_curves(args.plot, runs)
         except OSError as error:
             print(f"python -m backprop.sweep: error: cannot write {args.plot}: {error}", file=sys.stderr)
-            return 1
+            return FAILURE
     return 0
 
 

@@ -11,7 +11,7 @@ from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter, quote_sheetname
 from openpyxl.workbook.defined_name import DefinedName
 
-from .atomic import save_atomically
+from cli import save_atomically
 from .network import INITIAL_WEIGHTS, INPUTS, TARGETS
 
 WEIGHTS = [f"w{k}" for k in range(1, 9)]
