@@ -60,3 +60,9 @@ class OptimizedNet(nn.Module):
         x = self.conv3(self.conv2(self.conv1(x)))
         x = self.conv6(self.conv5(self.conv4(self.transition(x))))
         return self.fc(self.gap(x).flatten(1))
+
+
+# The models `train.py --model NAME` and the notebook's MODEL parameter can pick, and each one's
+# recipe: the keys of utils.RECIPE that it changes.
+MODELS = {"OptimizedNet": OptimizedNet}
+RECIPES = {"OptimizedNet": {}}

@@ -1,7 +1,8 @@
 """Data, training loops, seeding, device choice and plots for the MNIST classifier in model.py.
 
 Everything a notebook or script needs besides the model itself lives here, so that copying
-`model.py` and `utils.py` into another project is enough to train.
+`model.py` and `utils.py` into another project is enough to train. Importing it loads torch and
+torchvision only; matplotlib is imported by the plotting functions when they are called.
 """
 
 import contextlib
@@ -14,8 +15,8 @@ import random
 import shutil
 import sys
 import time
+from types import MappingProxyType
 
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -31,31 +32,37 @@ MNIST_FILES = (
     "t10k-images-idx3-ubyte",
     "t10k-labels-idx1-ubyte",
 )
+# The data folder when none is given: `data/` beside this file, whatever the working directory,
+# so a notebook in another folder finds the same copy. MNIST is read from DATA_DIR/MNIST/raw/.
+DEFAULT_DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 
 # The project's training recipe: every hyperparameter in one place. train.py, the notebook and
-# bench/ all start from this dict.
-RECIPE = dict(
-    epochs=8,
-    batch_size=256,
-    test_batch_size=1000,
-    schedule="onecycle",  # "onecycle": stepped every batch; "step": StepLR, stepped every epoch
-    lr=0.2,  # OneCycle's peak learning rate (StepLR's starting one)
-    warmup_fraction=0.2,  # OneCycle: share of the steps spent raising the learning rate to its peak
-    step_size=6,  # StepLR: epochs between the learning rate's drops by 10x
-    momentum=0.9,
-    nesterov=True,
-    weight_decay=5e-4,
-    channels_last=True,  # memory layout of the model's weights and activations: faster convolutions
-    bfloat16=True,  # train under bfloat16 autocast where the hardware computes it fast (bfloat16_is_fast)
-    max_rotation=10.0,  # degrees, training augmentation only
-    max_shift=0.1,  # fraction of the image size
-    scale_range=(0.9, 1.1),
-    pipeline="tensor",  # "tensor": data held as tensors, augmented per batch; "torchvision": DataLoader
+# bench/ all start from it. It is read-only, so that one notebook cell cannot change the defaults
+# of every later call; make a changed copy instead: dict(utils.RECIPE, epochs=2).
+RECIPE = MappingProxyType(
+    dict(
+        epochs=8,
+        batch_size=256,
+        test_batch_size=1000,
+        schedule="onecycle",  # "onecycle": stepped every batch; "step": StepLR, stepped every epoch
+        lr=0.2,  # OneCycle's peak learning rate (StepLR's starting one)
+        warmup_fraction=0.2,  # OneCycle: share of the steps spent raising the learning rate to its peak
+        step_size=6,  # StepLR: epochs between the learning rate's drops by 10x
+        momentum=0.9,
+        nesterov=True,
+        weight_decay=5e-4,
+        channels_last=True,  # memory layout of the model's weights and activations: faster convolutions
+        bfloat16=True,  # train under bfloat16 autocast where the hardware computes it fast (bfloat16_is_fast)
+        max_rotation=10.0,  # degrees, training augmentation only
+        max_shift=0.1,  # fraction of the image size
+        scale_range=(0.9, 1.1),
+        pipeline="tensor",  # "tensor": data held as tensors, augmented per batch; "torchvision": DataLoader
+    )
 )
 
 
 class MNISTNotFoundError(RuntimeError):
-    """MNIST could be neither read from the data folder nor downloaded."""
+    """MNIST could be neither read from the data folder nor downloaded; the message says why."""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -79,20 +86,32 @@ def get_device():
     return torch.device("cpu")
 
 
+# oneDNN's instruction-set caps (ONEDNN_MAX_CPU_ISA) below the first one with bfloat16 dot products.
+_ISA_WITHOUT_BFLOAT16 = {"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI"}
+
+
 def bfloat16_is_fast(device):
     """Whether bfloat16 autocast speeds up training on `device`.
 
-    True on CUDA GPUs with bfloat16 support and on CPUs with bfloat16 instructions (AVX512-BF16,
-    AMX). Elsewhere bfloat16 is emulated and slower than float32: on a 2-core AMD EPYC, a
-    training step of OptimizedNet took 0.80x the float32 time with its bfloat16 instructions, but
-    1.50x with oneDNN kept to AVX512 without them and 7.94x with AVX2 (bench/bfloat16.py).
+    True on CUDA GPUs with bfloat16 support and on CPUs whose bfloat16 instructions (AVX512-BF16,
+    AMX) oneDNN may use: not when ONEDNN_MAX_CPU_ISA caps it below them. Elsewhere bfloat16 is
+    emulated and slower than float32: on a 2-core AMD EPYC, a training step of OptimizedNet took
+    0.80x the float32 time with its bfloat16 instructions, but 1.50x with oneDNN capped at
+    AVX512_CORE and 7.94x at AVX2 (bench/results/bfloat16.txt).
     """
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     if device.type == "cpu" and hasattr(torch.cpu, "get_capabilities"):
+        if os.environ.get("ONEDNN_MAX_CPU_ISA", "").strip().upper() in _ISA_WITHOUT_BFLOAT16:
+            return False
         capabilities = torch.cpu.get_capabilities()
         return bool(capabilities.get("avx512_bf16") or capabilities.get("amx_bf16"))
     return False
+
+
+def precision(device, recipe=RECIPE):
+    """"bfloat16" or "float32": what `fit` trains in with this recipe on this device."""
+    return "bfloat16" if recipe["bfloat16"] and bfloat16_is_fast(device) else "float32"
 
 
 def loader_settings(device):
@@ -134,51 +153,77 @@ def _unpack_gzipped_files(raw_folder):
                 with gzip.open(source, "rb") as src, open(partial, "wb") as dst:
                     shutil.copyfileobj(src, dst)
                 os.replace(partial, target)
+            except (OSError, EOFError) as error:  # gzip.BadGzipFile is an OSError
+                raise MNISTNotFoundError(f"Could not unpack {source}: {error}. Replace it with the original file.") from None
             finally:
                 if os.path.exists(partial):  # the archive was broken: leave nothing behind
                     os.remove(partial)
 
 
-def load_mnist_datasets(data_dir="data", train_transform=None, test_transform=None):
+def _download(data_dir, raw_folder):
+    """Let torchvision download MNIST into raw_folder; on failure remove the folders it made."""
+    made = [folder for folder in (data_dir, os.path.dirname(raw_folder), raw_folder) if not os.path.exists(folder)]
+    # torchvision prints each failed mirror; the one error raised below says it all.
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        try:
+            datasets.MNIST(data_dir, train=True, download=True)
+            return None
+        except Exception as error:  # network errors come in many types; all mean the same here
+            for folder in reversed(made):
+                with contextlib.suppress(OSError):  # only empty folders go: never someone's files
+                    os.rmdir(folder)
+            # torchvision lists every mirror it tried; the last line holds the final cause.
+            return str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+
+
+def _unreadable_file(raw_folder):
+    """(name, reason) of the first MNIST file torchvision cannot parse, or None."""
+    from torchvision.datasets.mnist import read_image_file, read_label_file
+
+    for name in MNIST_FILES:
+        read = read_image_file if "images" in name else read_label_file
+        try:
+            read(os.path.join(raw_folder, name))
+        except Exception as error:  # torchvision raises assorted errors on truncated or foreign files
+            return name, str(error) or type(error).__name__
+    return None
+
+
+def load_mnist_datasets(data_dir=None, train_transform=None, test_transform=None):
     """The MNIST training and test sets as `torchvision.datasets.MNIST` objects.
 
-    Reads the four files from `data_dir/MNIST/raw/`, raw or gzipped, so an offline copy of the
-    original files is enough. Otherwise downloads them there. When neither works, raises
-    MNISTNotFoundError naming the folder and the files.
+    Reads the four files from `data_dir/MNIST/raw/` (default: DEFAULT_DATA_DIR, the `data/`
+    folder beside this file), raw or gzipped, so an offline copy of the original files is enough.
+    Otherwise downloads them there. When neither works, raises MNISTNotFoundError naming the
+    folder and the files that are missing or unreadable, and leaves no empty folder behind.
     """
+    data_dir = os.path.abspath(os.path.expanduser(data_dir if data_dir is not None else DEFAULT_DATA_DIR))
     raw_folder = os.path.join(data_dir, "MNIST", "raw")
-    try:
+    if os.path.isdir(raw_folder):
         _unpack_gzipped_files(raw_folder)
-    except (OSError, EOFError, gzip.BadGzipFile) as error:
-        raise MNISTNotFoundError(f"Could not unpack the MNIST files into {os.path.abspath(raw_folder)}: {error}") from None
 
-    have_all = all(os.path.isfile(os.path.join(raw_folder, name)) for name in MNIST_FILES)
-    if not have_all:
-        # torchvision prints each failed mirror; the one error below says it all.
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            try:
-                datasets.MNIST(data_dir, train=True, download=True)
-            except Exception as error:  # network errors come in many types; all mean the same here
-                # torchvision lists every mirror it tried; the last line holds the final cause.
-                reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
-                raise MNISTNotFoundError(
-                    f"MNIST not found in {os.path.abspath(raw_folder)} and it could not be downloaded ({reason}). "
-                    f"Put the four files {', '.join(MNIST_FILES)} there, raw or gzipped (.gz), or choose another "
-                    "data folder (--data-dir) whose MNIST/raw/ holds them."
-                ) from None
+    missing = [name for name in MNIST_FILES if not os.path.isfile(os.path.join(raw_folder, name))]
+    if missing:
+        reason = _download(data_dir, raw_folder)
+        if reason is not None:
+            raise MNISTNotFoundError(
+                f"MNIST not found in {raw_folder}: missing {', '.join(missing)}, and downloading failed ({reason}). "
+                "Put the original files there, raw or gzipped (.gz), or pass a data_dir "
+                "(train.py: --data-dir) whose MNIST/raw/ holds them."
+            )
 
     try:
         train_set = datasets.MNIST(data_dir, train=True, transform=train_transform)
         test_set = datasets.MNIST(data_dir, train=False, transform=test_transform)
     except Exception as error:  # torchvision raises assorted errors on truncated or foreign files
+        name, reason = _unreadable_file(raw_folder) or ("one of the files", str(error))
         raise MNISTNotFoundError(
-            f"The MNIST files in {os.path.abspath(raw_folder)} could not be read ({error}). "
-            "Replace them with the original files."
+            f"{name} in {raw_folder} could not be read ({reason}). Replace it with the original file."
         ) from None
-    for dataset in (train_set, test_set):
+    for dataset, images, labels in ((train_set, MNIST_FILES[0], MNIST_FILES[1]), (test_set, MNIST_FILES[2], MNIST_FILES[3])):
         if dataset.data.shape[1:] != (28, 28) or len(dataset.data) != len(dataset.targets):
             raise MNISTNotFoundError(
-                f"The MNIST files in {os.path.abspath(raw_folder)} hold {tuple(dataset.data.shape)} images and "
+                f"{images} and {labels} in {raw_folder} hold {tuple(dataset.data.shape)} images and "
                 f"{len(dataset.targets)} labels; expected 28 x 28 images, one label each."
             )
     return train_set, test_set
@@ -236,13 +281,14 @@ class TensorLoader:
             yield images.sub_(MNIST_MEAN).div_(MNIST_STD), self.labels[index]
 
 
-def get_data_loaders(data_dir="data", device=torch.device("cpu"), recipe=RECIPE, subset=None):
+def get_data_loaders(data_dir=None, device=torch.device("cpu"), recipe=RECIPE, subset=None):
     """Training and test loaders for MNIST: the one data function the project uses.
 
     recipe["pipeline"] picks how batches are made:
       "tensor" (default): the dataset as tensors on `device`, augmented per batch (TensorLoader);
       "torchvision": the conventional pipeline, per-image PIL transforms through a DataLoader.
     Both give normalised float batches (N, 1, 28, 28) and the same kind of augmentation.
+    data_dir: where MNIST/raw/ is (default DEFAULT_DATA_DIR); see load_mnist_datasets.
     subset: use only the first `subset` training and test images (for quick smoke runs).
     """
     augment = dict(max_rotation=recipe["max_rotation"], max_shift=recipe["max_shift"], scale_range=recipe["scale_range"])
@@ -286,7 +332,11 @@ def get_data_loaders(data_dir="data", device=torch.device("cpu"), recipe=RECIPE,
 
 
 def make_optimizer(model, recipe, steps_per_epoch):
-    """SGD with (Nesterov) momentum and the recipe's learning-rate schedule."""
+    """SGD with (Nesterov) momentum and the recipe's learning-rate schedule.
+
+    Returns (optimizer, scheduler). A "onecycle" scheduler is meant to be stepped after every
+    batch (pass it to `train` as batch_scheduler); a "step" one once per epoch, by the caller.
+    """
     optimizer = torch.optim.SGD(
         model.parameters(),
         lr=recipe["lr"],
@@ -312,17 +362,28 @@ def make_optimizer(model, recipe, steps_per_epoch):
     return optimizer, scheduler
 
 
-def train(model, device, train_loader, optimizer, scheduler=None, bfloat16=False):
+def train(model, device, train_loader, optimizer, epoch=None, *, batch_scheduler=None, bfloat16=False, verbose=True):
     """One epoch of training. Returns (mean loss, accuracy in percent) over the epoch's batches.
 
-    The model returns logits. `scheduler`, if given, is stepped after every batch (OneCycle).
-    bfloat16: run the forward pass under bfloat16 autocast (the weights stay float32).
+    The call of pytorch/examples works with any DataLoader: train(model, device, train_loader,
+    optimizer, epoch). The learning rate is left alone unless you ask: a scheduler given as
+    `batch_scheduler` is stepped after every batch (OneCycleLR); step a per-epoch one (StepLR)
+    yourself after this returns. The model returns logits.
+    epoch: shown in the progress bar. bfloat16: run the forward pass under bfloat16 autocast (the
+    weights stay float32). verbose: show the progress bar `Train: Loss=… Batch_id=… Accuracy=…`.
     """
+    if epoch is not None and not isinstance(epoch, int):
+        raise TypeError(
+            f"train()'s fifth argument is the epoch number, got {type(epoch).__name__}; "
+            "pass a scheduler to step after every batch as batch_scheduler=..."
+        )
     model.train()
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
     processed = 0
-    progress = tqdm(train_loader, mininterval=0.5)  # fewer refreshes keep notebook logs short
+    prefix = "" if epoch is None else f"Epoch {epoch} "
+    # Fewer refreshes keep a saved notebook's log short.
+    progress = tqdm(train_loader, mininterval=0.5, disable=not verbose, desc=prefix + "Train")
     for batch_id, (images, labels) in enumerate(progress):
         images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
         optimizer.zero_grad(set_to_none=True)
@@ -331,82 +392,93 @@ def train(model, device, train_loader, optimizer, scheduler=None, bfloat16=False
             loss = F.cross_entropy(output, labels)
         loss.backward()
         optimizer.step()
-        if scheduler is not None:
-            scheduler.step()
+        if batch_scheduler is not None:
+            batch_scheduler.step()
 
         loss_sum += loss.detach() * len(labels)
         correct += (output.argmax(dim=1) == labels).sum()
         processed += len(labels)
         # Reading values back from a GPU waits for it, so the bar is refreshed every few batches.
-        if batch_id % 20 == 0 or batch_id == len(train_loader) - 1:
+        if verbose and (batch_id % 20 == 0 or batch_id == len(train_loader) - 1):
             progress.set_description(
-                f"Train: Loss={loss.item():.4f} Batch_id={batch_id} Accuracy={100 * correct.item() / processed:.2f}",
+                f"{prefix}Train: Loss={loss.item():.4f} Batch_id={batch_id} Accuracy={100 * correct.item() / processed:.2f}",
                 refresh=False,
             )
     return loss_sum.item() / processed, 100 * correct.item() / processed
 
 
 @torch.inference_mode()
-def predict(model, device, loader):
-    """Predicted and true labels for every sample of `loader`, as CPU tensors."""
+def _evaluate(model, device, loader):
+    """The one pass over a dataset: (summed cross-entropy, predicted labels, true labels) on the CPU."""
     model.eval()
-    predictions, targets = [], []
+    loss_sum, predictions, targets = 0.0, [], []
     for images, labels in loader:
-        predictions.append(model(images.to(device)).argmax(dim=1).cpu())
-        targets.append(labels.cpu())
-    return torch.cat(predictions), torch.cat(targets)
-
-
-@torch.inference_mode()
-def test(model, device, test_loader):
-    """Evaluate on the whole test set; prints and returns (average loss, accuracy in percent)."""
-    model.eval()
-    loss_sum, correct, total = 0.0, 0, 0
-    for images, labels in test_loader:
         images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
         output = model(images)
         loss_sum += F.cross_entropy(output, labels, reduction="sum").item()
-        correct += (output.argmax(dim=1) == labels).sum().item()
-        total += len(labels)
+        predictions.append(output.argmax(dim=1).cpu())
+        targets.append(labels.cpu())
+    return loss_sum, torch.cat(predictions), torch.cat(targets)
+
+
+def predict(model, device, loader):
+    """Predicted and true labels for every sample of `loader`, as CPU tensors."""
+    _, predictions, targets = _evaluate(model, device, loader)
+    return predictions, targets
+
+
+def test(model, device, test_loader, verbose=True):
+    """Evaluate on the whole test set; returns (average loss, accuracy in percent).
+
+    verbose: print `Test set: Average loss: …, Accuracy: correct/total (…%)`.
+    """
+    loss_sum, predictions, targets = _evaluate(model, device, test_loader)
+    correct, total = (predictions == targets).sum().item(), len(targets)
     test_loss, test_accuracy = loss_sum / total, 100 * correct / total
-    print(f"Test set: Average loss: {test_loss:.4f}, Accuracy: {correct}/{total} ({test_accuracy:.2f}%)")
+    if verbose:
+        print(f"Test set: Average loss: {test_loss:.4f}, Accuracy: {correct}/{total} ({test_accuracy:.2f}%)")
     return test_loss, test_accuracy
 
 
-def fit(model, device, train_loader, test_loader, recipe=RECIPE):
+def fit(model, device, train_loader, test_loader, recipe=RECIPE, verbose=True, on_epoch_end=None):
     """Train for recipe["epochs"] epochs, testing after each. Returns the per-epoch history.
 
-    Moves the model to `device` (in channels-last layout if the recipe says so). Each history
-    entry: epoch, lr (at the epoch's start), train_loss, train_acc, test_loss, test_acc (percent)
-    and seconds (that epoch's wall time, training plus test).
+    Moves the model to `device` (in channels-last layout if the recipe says so) and trains in
+    `precision(device, recipe)`. Each history entry: epoch, lr (at the epoch's start),
+    train_loss, train_acc, test_loss, test_acc (percent) and seconds (that epoch's wall time,
+    training plus test). on_epoch_end(entry), if given, is called after each completed epoch:
+    the place to keep a checkpoint, so that an interrupted run loses only the epoch under way.
     """
     layout = torch.channels_last if recipe["channels_last"] else torch.contiguous_format
     model.to(device, memory_format=layout)
     optimizer, scheduler = make_optimizer(model, recipe, len(train_loader))
     per_batch = recipe["schedule"] == "onecycle"
-    bfloat16 = recipe["bfloat16"] and bfloat16_is_fast(device)
+    bfloat16 = precision(device, recipe) == "bfloat16"
     history = []
     for epoch in range(1, recipe["epochs"] + 1):
         lr = optimizer.param_groups[0]["lr"]
-        print(f"Epoch {epoch}/{recipe['epochs']}  lr={lr:.5f}")
+        if verbose:
+            print(f"Epoch {epoch}/{recipe['epochs']}  lr={lr:.5f}")
         start = time.perf_counter()
-        train_loss, train_acc = train(model, device, train_loader, optimizer, scheduler if per_batch else None, bfloat16)
+        train_loss, train_acc = train(model, device, train_loader, optimizer, epoch,
+                                      batch_scheduler=scheduler if per_batch else None, bfloat16=bfloat16, verbose=verbose)
         if not per_batch:
             scheduler.step()
-        test_loss, test_acc = test(model, device, test_loader)
+        test_loss, test_acc = test(model, device, test_loader, verbose=verbose)
         if device.type == "cuda":
             torch.cuda.synchronize()
-        history.append(
-            dict(
-                epoch=epoch,
-                lr=lr,
-                train_loss=train_loss,
-                train_acc=train_acc,
-                test_loss=test_loss,
-                test_acc=test_acc,
-                seconds=time.perf_counter() - start,
-            )
+        entry = dict(
+            epoch=epoch,
+            lr=lr,
+            train_loss=train_loss,
+            train_acc=train_acc,
+            test_loss=test_loss,
+            test_acc=test_acc,
+            seconds=time.perf_counter() - start,
         )
+        history.append(entry)
+        if on_epoch_end is not None:
+            on_epoch_end(entry)
     return history
 
 
@@ -415,94 +487,184 @@ def fit(model, device, train_loader, test_loader, recipe=RECIPE):
 # ----------------------------------------------------------------------------------------------
 
 
-def model_summary(model, device):
-    """torchsummary's layer table; works on CUDA, MPS and CPU alike.
+def model_summary(model, device=None):
+    """torchsummary's layer table, whatever device the model is on (CUDA, MPS or CPU).
 
-    torchsummary only knows "cuda" and "cpu", so off CUDA it summarises a CPU copy of the model.
+    torchsummary feeds its test input on the device it is told, which must be the model's; it
+    knows only "cuda" and "cpu". So it always summarises a CPU copy: the model itself stays where
+    it is, and the table is the same. `device` is accepted for the classic call and not needed.
     """
     from torchsummary import summary
 
-    if device.type == "cuda":
-        summary(model, input_size=(1, 28, 28), device="cuda")
-    else:
-        summary(copy.deepcopy(model).cpu(), input_size=(1, 28, 28), device="cpu")
+    summary(copy.deepcopy(model).cpu(), input_size=(1, 28, 28), device="cpu")
+
+
+def _shown_once(figure, alt):
+    """Return the figure, shown exactly once in Jupyter whether or not the cell ends with `;`.
+
+    With the inline backend, pyplot shows every open figure at the end of the cell, and Jupyter
+    shows the cell's value again. So the figure is displayed here, taken off pyplot's list, and
+    skipped once as the cell's value. It is displayed as PNG and as an <img> with alt text, which
+    Jupyter and exported HTML prefer (nbconvert keeps no alt text for a bare PNG); the plain-text
+    form is the alt text itself. Elsewhere the figure is returned as it is, ready for savefig.
+    """
+    import matplotlib
+
+    figure.tight_layout()
+    if "inline" in matplotlib.get_backend() and "ipykernel" in sys.modules:
+        import base64
+        import html
+
+        import matplotlib.pyplot as plt
+        from IPython.display import display
+
+        plt.close(figure)
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png", bbox_inches="tight")
+        png = base64.b64encode(buffer.getvalue()).decode("ascii")
+        image = f'<img src="data:image/png;base64,{png}" alt="{html.escape(alt)}">'
+        display({"image/png": png, "text/html": image, "text/plain": alt}, raw=True)
+
+        def skip_once():
+            del figure._ipython_display_  # a later display(figure) shows it again
+
+        figure._ipython_display_ = skip_once
+    return figure
 
 
 def _image_grid(images, titles, columns, title):
+    import matplotlib.pyplot as plt
+
     rows = max(1, (len(images) + columns - 1) // columns)
     figure, axes = plt.subplots(rows, columns, figsize=(1.3 * columns, 1.5 * rows), squeeze=False)
     for axis in axes.flat:
         axis.axis("off")
     for axis, image, text in zip(axes.flat, images, titles):
-        axis.imshow(image.squeeze().cpu().numpy(), cmap="gray_r")
+        axis.imshow(image.squeeze().cpu().numpy(), cmap="gray_r", vmin=0, vmax=1)
         axis.set_title(text, fontsize=9)
     figure.suptitle(title)
-    figure.tight_layout()
     return figure
 
 
+def _stored_images(loader, count):
+    """The first `count` images of a loader's dataset as stored (0 to 1 floats), and their labels.
+
+    Works for TensorLoader, for a DataLoader over torchvision's MNIST (or a Subset of it), and
+    falls back to the loader's own first batch for any other dataset (shown un-normalised).
+    """
+    if isinstance(loader, TensorLoader):
+        return loader.images[:count].unsqueeze(1).float().div(255), loader.labels[:count].cpu()
+    dataset, indices = loader.dataset, range(count)
+    if isinstance(dataset, torch.utils.data.Subset):
+        dataset, indices = dataset.dataset, dataset.indices[:count]
+    if hasattr(dataset, "data") and hasattr(dataset, "targets"):
+        indices = list(indices)
+        return torch.as_tensor(dataset.data[indices]).unsqueeze(1).float().div(255), torch.as_tensor(dataset.targets)[indices]
+    images, labels = next(iter(loader))
+    return images[:count].cpu() * MNIST_STD + MNIST_MEAN, labels[:count].cpu()
+
+
+def _dataset_images(dataset, indices):
+    """dataset[i]'s image for each index, transformed as the dataset does it, un-normalised."""
+    return torch.stack([dataset[i][0] for i in indices]).cpu() * MNIST_STD + MNIST_MEAN
+
+
 def plot_samples(train_loader, count=10):
-    """The first training images as stored (top row) and two random augmentations of each."""
-    images = train_loader.images[:count].unsqueeze(1).float().div(255)
-    labels = train_loader.labels[:count].tolist()
-    rows = [images] + [random_affine(images, **train_loader.augment) for _ in range(2)]
-    titles = [f"{label}" for label in labels] + [f"{label} aug." for label in labels] * 2
-    return _image_grid(torch.cat(rows), titles, count, "Training images: original, then augmented")
+    """The first training images as stored (top row) and two random augmentations of each.
+
+    The augmentations are the ones training uses: random_affine for a TensorLoader, the dataset's
+    own transform for a torchvision DataLoader.
+    """
+    images, labels = _stored_images(train_loader, count)
+    labels = labels.tolist()
+    if isinstance(train_loader, TensorLoader):
+        augmented = [random_affine(images, **train_loader.augment) for _ in range(2)] if train_loader.augment else []
+    else:  # the dataset's own random transform, drawn twice
+        augmented = [_dataset_images(train_loader.dataset, range(len(labels))) for _ in range(2)]
+    rows = [images] + augmented
+    titles = [f"{label}" for label in labels] + [f"{label} aug." for label in labels] * len(augmented)
+    figure = _image_grid(torch.cat(rows).clamp(0, 1), titles, len(labels), "Training images: original, then augmented")
+    return _shown_once(figure, f"The first {len(labels)} training images, labelled {labels}, and {len(augmented)} random augmentations of each")
 
 
 def plot_history(history):
-    """Loss and accuracy per epoch, training and test."""
+    """Loss and accuracy per epoch, training and test; every epoch on the x axis."""
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
     epochs = [entry["epoch"] for entry in history]
     figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(11, 4))
     loss_axis.plot(epochs, [entry["train_loss"] for entry in history], "o-", label="train")
     loss_axis.plot(epochs, [entry["test_loss"] for entry in history], "o-", label="test")
     loss_axis.set(title="Loss", xlabel="epoch", ylabel="cross-entropy", yscale="log")
+    accuracies = [entry[key] for entry in history for key in ("train_acc", "test_acc")]
     accuracy_axis.plot(epochs, [entry["train_acc"] for entry in history], "o-", label="train (augmented)")
     accuracy_axis.plot(epochs, [entry["test_acc"] for entry in history], "o-", label="test")
     accuracy_axis.axhline(99.4, color="gray", linestyle="--", linewidth=1, label="99.4%")
-    accuracy_axis.set(title="Accuracy", xlabel="epoch", ylabel="percent", ylim=(97, 100))
+    # From just below the lowest point (or 97%, whichever is lower) to 100%: every point visible.
+    bottom = min([97.0] + accuracies)
+    accuracy_axis.set(title="Accuracy", xlabel="epoch", ylabel="percent", ylim=(max(0.0, bottom - 0.05 * (100 - bottom) - 0.1), 100))
     for axis in (loss_axis, accuracy_axis):
+        axis.set_xlim(min(epochs) - 0.5, max(epochs) + 0.5)
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.grid(alpha=0.3)
         axis.legend()
-    figure.tight_layout()
-    return figure
+    final = history[-1]
+    return _shown_once(
+        figure,
+        f"Loss and accuracy over {len(history)} epoch{'s' if len(history) != 1 else ''}; "
+        f"final test accuracy {final['test_acc']:.2f}%, test loss {final['test_loss']:.4f}",
+    )
 
 
-@torch.inference_mode()
-def plot_misclassified(model, device, test_loader, count=20):
-    """Test images the model gets wrong, each titled with its true and predicted label."""
-    model.eval()
-    wrong_images, titles = [], []
-    for images, labels in test_loader:
-        predictions = model(images.to(device)).argmax(dim=1).cpu()
-        for image, label, prediction in zip(images, labels.cpu(), predictions):
-            if label != prediction and len(titles) < count:
-                wrong_images.append(image * MNIST_STD + MNIST_MEAN)
-                titles.append(f"true {label} / pred {prediction}")
-        if len(titles) >= count:
-            break
-    if not titles:
+def plot_misclassified(test_loader, predictions, targets, count=20):
+    """Test images the model gets wrong, each titled with its true and predicted label.
+
+    predictions, targets: from `predict(model, device, test_loader)`, in the loader's order, so
+    the images are looked up rather than run through the model again. The loader must not shuffle.
+    """
+    import matplotlib.pyplot as plt
+
+    if getattr(test_loader, "shuffle", False) or isinstance(getattr(test_loader, "sampler", None), torch.utils.data.RandomSampler):
+        raise ValueError("plot_misclassified needs a test loader that keeps its order (shuffle=False)")
+    wrong = (predictions != targets).nonzero().flatten()[:count].tolist()
+    if not wrong:
         figure = plt.figure(figsize=(4, 1))
         figure.text(0.5, 0.5, "No misclassified test images", ha="center")
-        return figure
-    return _image_grid(torch.stack(wrong_images), titles, 5, f"The first {len(titles)} misclassified test images")
+        return _shown_once(figure, "No misclassified test images")
+    if isinstance(test_loader, TensorLoader):
+        images = test_loader.images[wrong].unsqueeze(1).float().div(255)
+    else:
+        images = _dataset_images(test_loader.dataset, wrong)
+    titles = [f"true {targets[i]} / pred {predictions[i]}" for i in wrong]
+    figure = _image_grid(images.clamp(0, 1), titles, 5, f"The first {len(wrong)} misclassified test images")
+    return _shown_once(figure, f"{len(wrong)} misclassified test images: " + ", ".join(titles))
 
 
 def plot_confusion_matrix(predictions, targets):
     """Counts of true (rows) against predicted (columns) labels; the diagonal is left blank."""
+    import matplotlib.pyplot as plt
+
     matrix = torch.zeros(10, 10, dtype=torch.long)
     matrix.index_put_((targets, predictions), torch.ones_like(targets), accumulate=True)
     errors = matrix.clone().fill_diagonal_(0)
     figure, axis = plt.subplots(figsize=(6.5, 5.5))
-    shown = axis.imshow(errors.numpy(), cmap="Reds")
+    shown = axis.imshow(errors.numpy(), cmap="Reds", vmin=0, vmax=max(1, errors.max().item()))
     for true in range(10):
         for predicted in range(10):
             value = matrix[true, predicted].item()
             if value:
-                color = "gray" if true == predicted else "black"
+                if true == predicted:
+                    color = "gray"
+                else:  # white on the dark half of the colour map, black on the light half
+                    color = "white" if errors[true, predicted] > 0.5 * errors.max() else "black"
                 axis.text(predicted, true, value, ha="center", va="center", fontsize=8, color=color)
     axis.set(xticks=range(10), yticks=range(10), xlabel="predicted", ylabel="true",
              title=f"Confusion matrix ({errors.sum().item()} errors; diagonal in gray)")
     figure.colorbar(shown, ax=axis, label="misclassified images")
-    figure.tight_layout()
-    return figure
+    worst = divmod(int(errors.argmax()), 10)
+    return _shown_once(
+        figure,
+        f"Confusion matrix of {len(targets)} test images: {errors.sum().item()} errors, the most common "
+        f"true {worst[0]} predicted as {worst[1]} ({errors.max().item()} times)",
+    )

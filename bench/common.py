@@ -1,7 +1,5 @@
-"""What both benchmarks share: one seeded training run, summarised."""
+"""What the benchmarks share: the machine's description and one seeded training run, summarised."""
 
-import contextlib
-import io
 import os
 import platform
 import sys
@@ -20,20 +18,20 @@ def machine():
     device = utils.get_device()
     return (
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, "
-        f"device {device}, fast bfloat16: {utils.bfloat16_is_fast(device)}"
+        f"device {device}, fast bfloat16: {utils.bfloat16_is_fast(device)}, "
+        f"ONEDNN_MAX_CPU_ISA={os.environ.get('ONEDNN_MAX_CPU_ISA', '(not set)')}"
     )
 
 
-def run(recipe, seed, data_dir, quiet=True):
+def run(recipe, seed, data_dir, verbose=False):
     """Train OptimizedNet with `recipe` from `seed`; return a summary of the history.
 
-    quiet: keep the per-epoch log lines (stdout) out of the benchmark's own output.
+    verbose: show the progress bars and per-epoch lines (kept out of the benchmark's own output).
     """
     device = utils.get_device()
     utils.set_seed(seed)
     train_loader, test_loader = utils.get_data_loaders(data_dir, device, recipe)
-    with contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext():
-        history = utils.fit(OptimizedNet(), device, train_loader, test_loader, recipe)
+    history = utils.fit(OptimizedNet(), device, train_loader, test_loader, recipe, verbose=verbose)
     elapsed, first_epoch, first_seconds = 0.0, None, None
     for entry in history:
         elapsed += entry["seconds"]

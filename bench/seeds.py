@@ -15,7 +15,7 @@ from common import TARGET, machine, run, utils
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=list(range(1, 11)))
-    parser.add_argument("--data-dir", default="data")
+    parser.add_argument("--data-dir", help="folder holding MNIST/raw/ (default: data/ beside utils.py)")
     args = parser.parse_args()
 
     recipe = utils.RECIPE

@@ -38,7 +38,7 @@ def describe(name, result):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--data-dir", default="data")
+    parser.add_argument("--data-dir", help="folder holding MNIST/raw/ (default: data/ beside utils.py)")
     args = parser.parse_args()
 
     print(f"Machine: {machine()}, seed {args.seed}")

@@ -1,10 +1,9 @@
-"""Shared fixtures: a tiny MNIST written in the original IDX format, so no test downloads data."""
+"""A tiny MNIST written in the original IDX format, so no test downloads data."""
 
 import gzip
 import struct
 
 import numpy as np
-import pytest
 
 TRAIN_SIZE, TEST_SIZE = 512, 256
 
@@ -37,19 +36,3 @@ def make_mnist_folder(root, compress=False):
         write_idx(raw / f"{split}-images-idx3-ubyte{suffix}", images, compress)
         write_idx(raw / f"{split}-labels-idx1-ubyte{suffix}", labels, compress)
     return root
-
-
-@pytest.fixture
-def tiny_mnist(tmp_path):
-    return make_mnist_folder(tmp_path / "data")
-
-
-@pytest.fixture
-def no_download(monkeypatch):
-    """Make every download attempt fail the way it does offline."""
-    from torchvision import datasets
-
-    def refuse(self):
-        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz: network is unreachable")
-
-    monkeypatch.setattr(datasets.MNIST, "download", refuse)

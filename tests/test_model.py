@@ -48,3 +48,16 @@ def test_channels_last_gives_the_same_output():
         expected = model(images)
         model = model.to(memory_format=torch.channels_last)
         assert torch.allclose(model(images.to(memory_format=torch.channels_last)), expected, atol=1e-5)
+
+
+def test_dropout_drops_five_percent_of_channels_in_training_only():
+    model = OptimizedNet()
+    rates = [module.p for module in model.modules() if isinstance(module, nn.Dropout2d)]
+    assert rates == [0.05, 0.05, 0.05]
+    torch.manual_seed(0)
+    images = torch.randn(8, 1, 28, 28)
+    model.train()  # BatchNorm uses batch statistics, which are the same for both calls
+    assert not torch.allclose(model(images), model(images))
+    model.eval()
+    with torch.no_grad():
+        assert torch.equal(model(images), model(images))

@@ -1,4 +1,5 @@
 import math
+import os
 import re
 
 import pytest
@@ -7,7 +8,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import utils
-from conftest import TEST_SIZE, TRAIN_SIZE, make_mnist_folder, write_idx
+from fake_mnist import TEST_SIZE, TRAIN_SIZE, make_mnist_folder, write_idx
 
 
 # --- data ----------------------------------------------------------------------------------------
@@ -205,3 +206,206 @@ def test_broken_gzip_leaves_no_partial_file(tmp_path, no_download):
         utils.load_mnist_datasets(str(data_dir))
     leftovers = sorted(path.name for path in (data_dir / "MNIST" / "raw").iterdir())
     assert "t10k-images-idx3-ubyte" not in leftovers and not [name for name in leftovers if name.endswith(".partial")]
+
+
+# --- the recipe, the constants and the device -------------------------------------------------
+
+
+def test_recipe_is_read_only_but_copies_change():
+    with pytest.raises(TypeError):
+        utils.RECIPE["epochs"] = 2
+    changed = dict(utils.RECIPE, epochs=2)
+    assert changed["epochs"] == 2 and utils.RECIPE["epochs"] != 2 and changed["lr"] == utils.RECIPE["lr"]
+
+
+def test_normalisation_uses_mnists_mean_and_std():
+    # (0 - 0.1307) / 0.3081 and (1 - 0.1307) / 0.3081, written out.
+    images = torch.tensor([[0, 255]], dtype=torch.uint8).expand(28, 2).repeat(1, 14).view(1, 28, 28)
+    batch, _ = next(iter(utils.TensorLoader(images, torch.tensor([3]), batch_size=1)))
+    assert batch.min().item() == pytest.approx(-0.424213, abs=1e-5)
+    assert batch.max().item() == pytest.approx(2.821487, abs=1e-5)
+
+
+@pytest.mark.parametrize("cap", ["AVX2", "avx512_core", "AVX512_CORE_VNNI"])
+def test_bfloat16_is_not_chosen_when_onednn_is_capped_below_it(monkeypatch, cap):
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
+    assert utils.bfloat16_is_fast(torch.device("cpu")) is False
+    assert utils.precision(torch.device("cpu")) == "float32"
+
+
+def test_bfloat16_follows_the_hardware_without_a_cap(monkeypatch):
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    capabilities = torch.cpu.get_capabilities()
+    has_bfloat16 = bool(capabilities.get("avx512_bf16") or capabilities.get("amx_bf16"))
+    assert utils.bfloat16_is_fast(torch.device("cpu")) is has_bfloat16
+    assert utils.precision(torch.device("cpu"), dict(utils.RECIPE, bfloat16=False)) == "float32"
+
+
+# --- the data folder, from anywhere ---------------------------------------------------------------
+
+
+def test_default_data_folder_is_beside_utils_whatever_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert utils.DEFAULT_DATA_DIR == os.path.join(os.path.dirname(os.path.abspath(utils.__file__)), "data")
+
+
+def test_missing_data_from_another_folder_names_it_and_leaves_no_folder(tmp_path, monkeypatch, no_download):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(utils.MNISTNotFoundError) as error:
+        utils.load_mnist_datasets("nothing-here")  # relative to the caller's working directory
+    assert str(tmp_path / "nothing-here" / "MNIST" / "raw") in str(error.value)
+    assert "data_dir" in str(error.value)
+    assert list(tmp_path.iterdir()) == []  # torchvision's attempt made folders; they are gone
+
+
+def test_one_missing_file_is_named(tmp_path, no_download):
+    data_dir = make_mnist_folder(tmp_path / "data")
+    (data_dir / "MNIST" / "raw" / "t10k-labels-idx1-ubyte").unlink()
+    with pytest.raises(utils.MNISTNotFoundError, match="missing t10k-labels-idx1-ubyte, and") as error:
+        utils.load_mnist_datasets(str(data_dir))
+    assert "train-images-idx3-ubyte" not in str(error.value).split("downloading")[0]
+    assert sorted(path.name for path in (data_dir / "MNIST" / "raw").iterdir())  # the user's files stay
+
+
+def test_the_corrupt_file_is_named(tmp_path, no_download):
+    data_dir = make_mnist_folder(tmp_path / "data")
+    (data_dir / "MNIST" / "raw" / "train-labels-idx1-ubyte").write_bytes(b"\x00\x00\x08\x01")
+    with pytest.raises(utils.MNISTNotFoundError, match=r"^train-labels-idx1-ubyte in .* could not be read"):
+        utils.load_mnist_datasets(str(data_dir))
+
+
+# --- the classic API: train(model, device, loader, optimizer, epoch) -------------------------------
+
+
+def tiny_problem(seed=0):
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
+    images, labels = torch.randn(32, 1, 28, 28), torch.randint(0, 10, (32,))
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(images, labels), batch_size=8)
+    return model, loader
+
+
+def test_classic_call_with_a_caller_stepped_steplr(capsys):
+    model, loader = tiny_problem()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.1)
+    lrs = []
+    for epoch in range(1, 3):
+        utils.train(model, torch.device("cpu"), loader, optimizer, epoch)
+        lrs.append(optimizer.param_groups[0]["lr"])  # train() left it alone
+        scheduler.step()
+        utils.test(model, torch.device("cpu"), loader)
+    assert lrs == pytest.approx([0.01, 0.001])
+    output = capsys.readouterr()
+    assert "Epoch 2 Train: Loss=" in output.err and output.out.count("Test set: Average loss:") == 2
+
+
+def test_a_scheduler_in_the_epoch_slot_is_refused():
+    model, loader = tiny_problem()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1)
+    with pytest.raises(TypeError, match="batch_scheduler"):
+        utils.train(model, torch.device("cpu"), loader, optimizer, scheduler)
+    assert optimizer.param_groups[0]["lr"] == 0.01
+
+
+def test_a_batch_scheduler_is_stepped_once_per_batch():
+    model, loader = tiny_problem()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.1, total_steps=8)
+    utils.train(model, torch.device("cpu"), loader, optimizer, 1, batch_scheduler=scheduler, verbose=False)
+    assert scheduler.last_epoch == 4  # 32 images in batches of 8
+
+
+def test_one_train_call_changes_every_weight():
+    model, loader = tiny_problem()
+    before = [parameter.detach().clone() for parameter in model.parameters()]
+    utils.train(model, torch.device("cpu"), loader, torch.optim.SGD(model.parameters(), lr=0.1), verbose=False)
+    assert all(not torch.equal(old, new) for old, new in zip(before, model.parameters()))
+
+
+def test_verbose_false_prints_nothing(tiny_mnist, capsys):
+    from model import OptimizedNet
+
+    recipe = dict(utils.RECIPE, epochs=1, batch_size=128)
+    train_loader, test_loader = utils.get_data_loaders(str(tiny_mnist), torch.device("cpu"), recipe)
+    model = OptimizedNet()
+    history = utils.fit(model, torch.device("cpu"), train_loader, test_loader, recipe, verbose=False)
+    utils.test(model, torch.device("cpu"), test_loader, verbose=False)
+    assert len(history) == 1 and capsys.readouterr() == ("", "")
+
+
+def test_on_epoch_end_sees_each_completed_epoch(tiny_mnist):
+    from model import OptimizedNet
+
+    recipe = dict(utils.RECIPE, epochs=2, batch_size=256)
+    train_loader, test_loader = utils.get_data_loaders(str(tiny_mnist), torch.device("cpu"), recipe)
+    seen = []
+    history = utils.fit(OptimizedNet(), torch.device("cpu"), train_loader, test_loader, recipe, verbose=False, on_epoch_end=seen.append)
+    assert seen == history and [entry["epoch"] for entry in seen] == [1, 2]
+
+
+def test_predict_and_test_agree():
+    images = torch.full((10, 1, 28, 28), -1.0)
+    images[:4] = 1.0
+    labels = torch.tensor([0, 0, 0, 1, 1, 1, 1, 1, 1, 0])
+    loader = [(images[:6], labels[:6]), (images[6:], labels[6:])]
+    predictions, targets = utils.predict(FixedLogits(), torch.device("cpu"), loader)
+    assert predictions.tolist() == [0, 0, 0, 0, 1, 1, 1, 1, 1, 1] and torch.equal(targets, labels)
+    assert utils.test(FixedLogits(), torch.device("cpu"), loader, verbose=False)[1] == pytest.approx(80.0)
+
+
+def test_model_summary_leaves_the_model_where_it_is(capsys):
+    from model import OptimizedNet
+
+    model = OptimizedNet().to(memory_format=torch.channels_last)
+    utils.model_summary(model, torch.device("cpu"))
+    assert "Total params: 19,018" in capsys.readouterr().out
+    assert next(model.parameters()).device.type == "cpu" and model.conv1[0].weight.is_contiguous(memory_format=torch.channels_last)
+
+
+# --- plots ------------------------------------------------------------------------------------------
+
+
+def test_accuracy_axis_shows_a_one_epoch_run_at_95_percent():
+    history = [dict(epoch=1, lr=0.1, train_loss=0.4, train_acc=88.0, test_loss=0.2, test_acc=95.0, seconds=1.0)]
+    figure = utils.plot_history(history)
+    accuracy_axis = figure.axes[1]
+    low, high = accuracy_axis.get_ylim()
+    assert low < 88.0 and high == 100
+    assert 1 in accuracy_axis.get_xticks()
+
+
+def test_accuracy_axis_ticks_every_epoch():
+    history = [dict(epoch=e, lr=0.1, train_loss=0.1, train_acc=99.0, test_loss=0.02, test_acc=99.5, seconds=1.0) for e in range(1, 9)]
+    ticks = utils.plot_history(history).axes[1].get_xticks()
+    assert set(range(1, 9)) <= set(ticks)
+
+
+@pytest.mark.parametrize("pipeline", ["tensor", "torchvision"])
+def test_plot_samples_works_for_both_pipelines(tiny_mnist, pipeline):
+    recipe = dict(utils.RECIPE, pipeline=pipeline, batch_size=64)
+    train_loader, _ = utils.get_data_loaders(str(tiny_mnist), torch.device("cpu"), recipe)
+    figure = utils.plot_samples(train_loader, count=5)
+    titles = [axis.get_title() for axis in figure.axes if axis.get_title()]
+    assert len(titles) == 15 and titles[5].endswith("aug.")
+
+
+@pytest.mark.parametrize("pipeline", ["tensor", "torchvision"])
+def test_plot_misclassified_shows_the_wrong_ones(tiny_mnist, pipeline):
+    recipe = dict(utils.RECIPE, pipeline=pipeline)
+    _, test_loader = utils.get_data_loaders(str(tiny_mnist), torch.device("cpu"), recipe)
+    targets = torch.cat([labels for _, labels in test_loader])
+    predictions = targets.clone()
+    predictions[[3, 7]] = (targets[[3, 7]] + 1) % 10
+    figure = utils.plot_misclassified(test_loader, predictions, targets)
+    titles = [axis.get_title() for axis in figure.axes if axis.get_title()]
+    assert titles == [f"true {targets[i]} / pred {(targets[i] + 1) % 10}" for i in (3, 7)]
+
+
+def test_confusion_matrix_counts_are_readable_on_dark_cells():
+    targets = torch.tensor([3] * 50 + [5] * 4 + [1])
+    predictions = torch.tensor([8] * 40 + [3] * 10 + [6] * 4 + [1])
+    figure = utils.plot_confusion_matrix(predictions, targets)
+    colors = {text.get_text(): text.get_color() for text in figure.axes[0].texts}
+    assert colors["40"] == "white" and colors["4"] == "black" and colors["10"] == "gray"
