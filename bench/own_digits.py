@@ -24,8 +24,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-import common  # noqa: F401  (puts the repository on sys.path)
-import utils
+import common  # puts the repository on sys.path
+import utils  # noqa: E402
 
 TARGET = 97.0
 PAPER_BUCKETS = [(150, 184), (185, 219), (220, 255)]
@@ -35,7 +35,8 @@ SIZE_BUCKETS = [(60, 139), (140, 269), (270, 400)]  # the canvas's shorter side,
 def draw_photo(digit, rng):
     """One MNIST digit (28 x 28, ink bright) as a photo of dark ink on light paper.
 
-    Returns the PIL image and what was drawn (paper shade, canvas's shorter side, format).
+    Returns the PIL image, the options to save it with, and what was drawn (paper shade, the
+    canvas's shorter side, file format).
     """
     width, height = (int(v) for v in rng.integers(60, 401, size=2))
     rows, columns = np.nonzero(digit.any(axis=1))[0], np.nonzero(digit.any(axis=0))[0]
