@@ -20,8 +20,9 @@ run: $(VENV)/.installed data
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest
 
+# coalesce_streams keeps only the last state of each progress bar in the saved notebook.
 notebook: $(VENV)/.installed-dev data
-	$(BIN)/jupyter nbconvert --to notebook --execute --inplace S6.ipynb
+	$(BIN)/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.coalesce_streams=True S6.ipynb
 
 bench: $(VENV)/.installed data
 	mkdir -p bench/results
@@ -34,12 +35,12 @@ data:
 		echo "Copied the offline MNIST files from $(OFFLINE_MNIST) to $(DATA_DIR)/MNIST/raw/"; \
 	fi
 
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: requirements.txt constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet -r requirements.txt -c constraints.txt
 	touch $@
 
 $(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed
-	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt -c constraints.txt
 	touch $@

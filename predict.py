@@ -18,16 +18,12 @@ was not, 2 when the model cannot be loaded or the arguments are wrong.
 import argparse
 import sys
 
-
-class ArgumentParser(argparse.ArgumentParser):
-    def error(self, message):
-        # One line, no usage dump: the message says what to fix.
-        print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)
-        sys.exit(2)
+import cli
 
 
 def parse_args(argv=None):
-    parser = ArgumentParser(
+    parser = cli.ArgumentParser(
+        prog="predict.py",
         description="Predict the digit in each image with a model saved by train.py --save-model.",
         epilog="Prints `IMAGE: DIGIT (p=PROBABILITY)` per image on stdout, or `IMAGE: error: REASON` on stderr. "
         "Exit status 0: all predicted; 1: some image failed; 2: no usable model or bad arguments.",
@@ -47,7 +43,7 @@ def main(argv=None):
         model = utils.load_model(args.model, "cpu")  # a few images: the CPU answers sooner than a GPU starts
     except utils.ModelFileError as error:
         print(f"predict.py: error: {error}", file=sys.stderr)
-        return 2
+        return cli.USAGE_ERROR
 
     # Prepare every image first, then classify the readable ones in one batch.
     prepared = []
@@ -74,7 +70,8 @@ if __name__ == "__main__":
     try:
         sys.exit(main())
     except KeyboardInterrupt:
-        sys.exit(130)
+        print("predict.py: interrupted", file=sys.stderr)
+        sys.exit(cli.INTERRUPTED)
     except Exception as error:  # a bug, not a bad input: still one line, with the error's type to report
         print(f"predict.py: error: unexpected {type(error).__name__}: {error}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(cli.FAILURE)

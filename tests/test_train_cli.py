@@ -26,11 +26,14 @@ def run_train(*args):
         (["--history-out", "/no/such/folder/run.json"], "does not exist"),
         (["--save-model", "."], "is a folder"),
         (["--pipeline", "fancy"], "--pipeline"),
+        (["--seed", "-1"], "--seed"),
+        (["--seed", str(2**32)], "--seed"),
+        (["--model", "NoSuchNet"], "--model"),
     ],
 )
 def test_bad_arguments_give_one_clear_line(args, complaint):
     result = run_train(*args)
-    assert result.returncode != 0
+    assert result.returncode == 2  # argparse's usage-error status, as everywhere in the project
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and complaint in result.stderr
 
@@ -41,7 +44,7 @@ def test_corrupt_data_folder_gives_one_clear_line(tmp_path):
     for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
         (raw / name).write_bytes(b"\x00" * 10)
     result = run_train("--data-dir", str(tmp_path))
-    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert result.returncode == 1 and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and str(raw) in result.stderr
 
 
@@ -66,5 +69,79 @@ def test_a_short_run_writes_history_and_weights(tiny_mnist, tmp_path):
 
     from model import OptimizedNet
 
-    OptimizedNet().load_state_dict(torch.load(weights_file))
+    import utils
+
+    OptimizedNet().load_state_dict(utils.load_model(str(weights_file)).state_dict())
+    assert "after 2 epochs," in result.stdout
     assert not [name for name in os.listdir(tmp_path) if name.startswith(".")]  # no temporary files left
+
+
+def test_history_states_precision_device_and_torch(tiny_mnist, tmp_path):
+    import torch
+
+    history_file = tmp_path / "run.json"
+    train.main(["--epochs", "1", "--float32", "--data-dir", str(tiny_mnist), "--history-out", str(history_file)])
+    record = json.loads(history_file.read_text())
+    assert record["precision"] == "float32" and record["recipe"]["bfloat16"] is False
+    assert record["device"] == "cpu" and record["torch"] == torch.__version__ and record["model"] == "OptimizedNet"
+    assert record["interrupted"] is False and len(record["epochs"]) == 1
+
+
+def test_one_epoch_is_singular(tiny_mnist, capsys):
+    train.main(["--epochs", "1", "--data-dir", str(tiny_mnist)])
+    assert "after 1 epoch," in capsys.readouterr().out
+
+
+def test_the_seed_decides_the_run(tiny_mnist, tmp_path):
+    import torch
+
+    import utils
+
+    def weights(seed, name):
+        path = tmp_path / name
+        train.main(["--epochs", "1", "--batch-size", "128", "--seed", str(seed), "--data-dir", str(tiny_mnist), "--save-model", str(path)])
+        return torch.cat([value.flatten().float() for value in utils.load_model(str(path)).state_dict().values()])
+
+    first, again, other = weights(5, "a.pt"), weights(5, "b.pt"), weights(6, "c.pt")
+    assert torch.equal(first, again) and not torch.equal(first, other)
+
+
+@pytest.mark.parametrize("name", list(__import__("model").MODELS))
+def test_each_model_trains_for_one_batch(tiny_mnist, tmp_path, name):
+    history_file = tmp_path / "run.json"
+    # 512 training images in one batch of 512: one step of the model's own recipe.
+    train.main(["--model", name, "--epochs", "1", "--batch-size", "512", "--data-dir", str(tiny_mnist), "--history-out", str(history_file)])
+    record = json.loads(history_file.read_text())
+    assert record["model"] == name and len(record["epochs"]) == 1
+
+
+def test_help_lists_the_models_with_their_sizes():
+    result = run_train("--help")
+    assert result.returncode == 0 and "OptimizedNet (19,018 parameters)" in " ".join(result.stdout.split())
+
+
+def test_ctrl_c_exits_130_and_keeps_the_completed_epochs(tiny_mnist, tmp_path):
+    import signal
+    import time
+
+    history_file, weights_file = tmp_path / "run.json", tmp_path / "model.pt"
+    process = subprocess.Popen(
+        [sys.executable, "-u", "train.py", "--epochs", "500", "--batch-size", "64", "--data-dir", str(tiny_mnist),
+         "--history-out", str(history_file), "--save-model", str(weights_file)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    completed, deadline = 0, time.monotonic() + 240
+    while completed < 2 and time.monotonic() < deadline:  # wait until two epochs are done
+        completed += process.stdout.readline().startswith("Test set:")
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130
+    assert "Traceback" not in stderr
+    assert stderr.strip().splitlines()[-1].startswith("train.py: interrupted after ")
+    record = json.loads(history_file.read_text())
+    assert record["interrupted"] is True and len(record["epochs"]) >= 2
+    assert [entry["epoch"] for entry in record["epochs"]] == list(range(1, len(record["epochs"]) + 1))
+    import utils
+
+    utils.load_model(str(weights_file))  # the weights after the last completed epoch
+    assert not [name for name in os.listdir(tmp_path) if name.startswith(".")]
