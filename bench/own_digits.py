@@ -78,7 +78,7 @@ def bucket_name(value, buckets):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--model", required=True, metavar="FILE", help="model saved by train.py --save-model")
-    parser.add_argument("--data-dir", default="data", help="MNIST is read from DATA_DIR/MNIST/raw/")
+    parser.add_argument("--data-dir", help="folder holding MNIST/raw/ (default: data/ beside utils.py)")
     parser.add_argument("--count", type=int, default=10_000, help="how many test digits to redraw (the first COUNT)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the photos' sizes, places and shades")
     parser.add_argument("--keep", metavar="FOLDER", help="write the photos to FOLDER and keep them (default: a temporary folder)")
