@@ -1,29 +1,20 @@
-"""Tests for backprop/: the gradients, the workbook's formulas, bad input, failed writes.
+"""Tests for backprop/: the gradients, bad input, the command and the sweep.
 
-The LibreOffice tests skip when soffice is missing, unless REQUIRE_LIBREOFFICE=1.
+The workbook's own tests (its formulas through LibreOffice and `formulas`) are in test_workbook.py.
 """
 
-import os
-import re
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
-from xml.etree import ElementTree
 
 import pytest
-from openpyxl import load_workbook
 
 from backprop import network
 from backprop.__main__ import ERROR_CURVES, ERROR_GRID, NETWORK, WORKBOOK, main
-from backprop.libreoffice import convert, find_soffice
 from backprop.network import (INITIAL_WEIGHTS, RATES, backward, check_iterations,
                               check_rate, forward, train)
-from backprop.workbook import (COLUMN, DERIVATION, FORWARD, GRADIENTS, HEADER_ROW, WEIGHTS, build_workbook,
-                               row_of, sheet_name, write_workbook)
 
 ROOT = Path(__file__).resolve().parents[1]
-COMMITTED = ROOT / "backprop" / "output"
 WEIGHT_SETS = [
     INITIAL_WEIGHTS,
     train(2.0, 50)[-1].weights,                            # part-way through training
@@ -157,32 +148,7 @@ def test_cli_out_under_a_file_fails_cleanly(tmp_path):
     assert "cannot write" in result.stderr
 
 
-def test_failed_save_leaves_no_half_written_workbook(tmp_path, monkeypatch):
-    import openpyxl.workbook.workbook
-
-    path = tmp_path / WORKBOOK
-    runs = {0.5: train(0.5, 3)}
-    write_workbook(path, runs)
-    good = path.read_bytes()
-
-    def save_half_then_fail(self, filename):
-        with open(filename, "wb") as half:
-            half.write(b"PK\x03\x04 half a zip")
-        raise OSError("disk full (simulated)")
-
-    monkeypatch.setattr(openpyxl.workbook.workbook.Workbook, "save", save_half_then_fail)
-    with pytest.raises(OSError, match="simulated"):
-        write_workbook(path, {1.0: train(1.0, 3)})
-    assert path.read_bytes() == good                       # the old file is untouched
-    assert sorted(p.name for p in tmp_path.iterdir()) == [WORKBOOK]  # no temporary left
-
-    path.unlink()
-    with pytest.raises(OSError, match="simulated"):
-        write_workbook(path, runs)
-    assert list(tmp_path.iterdir()) == []                  # nothing at all
-
-
-# --- the workbook, without LibreOffice --------------------------------------
+# --- the command's outputs (the workbook itself: test_workbook.py) -----------
 
 @pytest.fixture(scope="module")
 def outputs(tmp_path_factory):
@@ -206,133 +172,7 @@ def test_cli_prints_error_table(tmp_path):
     assert f"{train(2.0, 100)[-1].forward.E_total:13.6e}" in result.stdout
 
 
-def test_workbook_layout(outputs):
-    wb = load_workbook(outputs / WORKBOOK)
-    assert wb.sheetnames == (["Inputs", "Derivation"] + [sheet_name(eta) for eta in RATES]
-                             + ["Compare", "Check"])
-    for eta in RATES:
-        ws = wb[sheet_name(eta)]
-        assert ws["B1"].value == eta
-        headers = [cell.value for cell in ws[HEADER_ROW]]
-        assert headers == ["iteration"] + WEIGHTS + FORWARD + GRADIENTS
-        assert ws[f"{COLUMN['E_total']}{HEADER_ROW}"].value == "E_total"
-        assert ws.freeze_panes == "B4"
-        assert ws.max_row - HEADER_ROW >= 101                      # iterations 0 .. >= 100
-        assert ws["A4"].value == 0
-        assert ws["B4"].value == "=init_w1"
-        assert ws["B5"].value == f"=B4-eta*{COLUMN['dE_dw1']}4"
-        for w in WEIGHTS:                                          # every update reads eta
-            for r in range(5, ws.max_row + 1):
-                assert "-eta*" in ws[f"{COLUMN[w]}{r}"].value
-        # inputs and targets are names, never constants repeated per row
-        formulas = " ".join(str(c.value) for row in ws.iter_rows(min_row=4) for c in row)
-        assert set(re.findall(r"(?<![A-Z$\d.])\d+\.\d+", formulas)) == {"0.5"}  # the 1/2 in E
-        assert "in_1" in formulas and "target_2" in formulas
-
-
-def test_eta_is_sheet_scoped_in_the_saved_xml(outputs):
-    with zipfile.ZipFile(outputs / WORKBOOK) as z:
-        root = ElementTree.fromstring(z.read("xl/workbook.xml"))
-        assert any(name.startswith("xl/charts/chart") for name in z.namelist())
-    ns = {"m": "http://schemas.openxmlformats.org/spreadsheetml/2006/main"}
-    sheets = [s.get("name") for s in root.find("m:sheets", ns)]
-    names = root.find("m:definedNames", ns)
-    etas = {int(n.get("localSheetId")): n.text for n in names if n.get("name") == "eta"}
-    assert etas == {sheets.index(sheet_name(eta)): f"'{sheet_name(eta)}'!$B$1" for eta in RATES}
-    workbook_wide = {n.get("name") for n in names if n.get("localSheetId") is None}
-    assert {"in_1", "in_2", "target_1", "target_2"} <= workbook_wide
-    assert not workbook_wide & {"i1", "i2", "t1", "t2", "w1"}      # these are cell addresses
-    calc = root.find("m:calcPr", ns)
-    assert calc.get("fullCalcOnLoad") == "1"
-
-
-def test_committed_workbook_matches_a_fresh_build():
-    """backprop/output/ holds what the command writes today, not a stale copy."""
-    committed = load_workbook(COMMITTED / WORKBOOK)
-    fresh = build_workbook({eta: train(eta, committed[sheet_name(RATES[0])].max_row - row_of(0))
-                            for eta in RATES})
-    assert committed.sheetnames == fresh.sheetnames
-    for ws in fresh.worksheets:
-        theirs = committed[ws.title]
-        for row in ws.iter_rows():
-            for cell in row:
-                expected = cell.value
-                if isinstance(expected, float):  # openpyxl writes floats to 16 digits
-                    expected = pytest.approx(expected, rel=1e-15, abs=1e-300)
-                assert theirs[cell.coordinate].value == expected, (ws.title, cell.coordinate)
-
-
-# --- the workbook, recalculated by LibreOffice -------------------------------
-
-def require_soffice():
-    if find_soffice() is None:
-        reason = ("LibreOffice (soffice) is not on PATH; install libreoffice-calc-nogui "
-                  "to check the workbook's formulas")
-        if os.environ.get("REQUIRE_LIBREOFFICE") == "1":
-            pytest.fail(reason + " (REQUIRE_LIBREOFFICE=1)")
-        pytest.skip(reason)
-
-
-def recalculate(path, outdir):
-    """The workbook as LibreOffice computes it: converted, then read for values."""
-    outdir.mkdir()
-    return load_workbook(convert(path, "xlsx", outdir), data_only=True)
-
-
-def python_row(row):
-    values = dict(zip(WEIGHTS, row.weights))
-    values.update(row.forward._asdict())
-    values.update(zip(GRADIENTS, row.backward.weight_gradients()))
-    return values
-
-
-def assert_sheet_equals_python(ws, rows):
-    for row in rows:
-        for name, expected in python_row(row).items():
-            cell = ws[f"{COLUMN[name]}{row_of(row.iteration)}"]
-            assert isinstance(cell.value, float), (ws.title, cell.coordinate, cell.value)
-            assert abs(cell.value - expected) < 1e-9, (ws.title, cell.coordinate, cell.value, expected)
-    last = row_of(rows[-1].iteration)
-    assert ws.max_row == last or ws[f"A{last + 1}"].value is None
-
-
-def test_libreoffice_values_equal_python_on_every_row(outputs, tmp_path):
-    require_soffice()
-    wb = recalculate(outputs / WORKBOOK, tmp_path / "recalculated")
-    iterations = wb[sheet_name(RATES[0])].max_row - row_of(0)
-    assert iterations >= 100
-    for eta in RATES:
-        assert_sheet_equals_python(wb[sheet_name(eta)], train(eta, iterations))
-    assert wb["Check"]["D3"].value.startswith("OK")
-    steps = [row for row in wb["Derivation"].iter_rows(min_row=HEADER_ROW + 1, values_only=True)
-             if row[1] is not None]
-    assert len(steps) == sum(1 for entry in DERIVATION if entry[1] is not None)
-    for name, _, _, formula_value, rate_sheet_value, python_value, difference in steps:
-        assert abs(formula_value - python_value) < 1e-12 and difference < 1e-12, name
-        if rate_sheet_value is not None:
-            assert abs(formula_value - rate_sheet_value) < 1e-12, name
-    compare = wb["Compare"]
-    assert compare.cell(row=row_of(iterations), column=2).value == pytest.approx(
-        train(RATES[0], iterations)[-1].forward.E_total, abs=1e-9)
-
-
-def test_typing_another_eta_recalculates_only_that_sheet(outputs, tmp_path):
-    require_soffice()
-    edited_sheet, new_eta = sheet_name(0.5), 1.5
-    wb = load_workbook(outputs / WORKBOOK)
-    wb[edited_sheet]["B1"] = new_eta
-    edited = tmp_path / "edited.xlsx"
-    wb.save(edited)
-    recalculated = recalculate(edited, tmp_path / "recalculated")
-    iterations = recalculated[edited_sheet].max_row - row_of(0)
-    assert_sheet_equals_python(recalculated[edited_sheet], train(new_eta, iterations))
-    # `eta` is per sheet: the neighbours keep their own rates
-    for eta in (0.2, 0.8):
-        assert_sheet_equals_python(recalculated[sheet_name(eta)], train(eta, iterations))
-    assert recalculated["Check"]["D3"].value == "MISMATCH"        # Python ran at 0.5
-
-
-# --- the sweep and the screenshot -------------------------------------------
+# --- the sweep ----------------------------------------------------------------
 
 def test_sweep_prints_table_and_best_rate(capsys):
     from backprop import sweep
@@ -349,19 +189,3 @@ def test_sweep_bad_rate_is_one_line_on_stderr():
                             capture_output=True, text=True, timeout=60)
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
-
-
-def test_screenshot_renders_the_workbook(outputs, tmp_path):
-    require_soffice()
-    import shutil
-
-    from PIL import Image
-
-    from backprop.screenshot import render
-
-    if shutil.which("pdftoppm") is None:
-        pytest.skip("pdftoppm (poppler-utils) is not on PATH")
-    png = tmp_path / "shot.png"
-    render(outputs / WORKBOOK, png, sheet_name(RATES[0]), "A1:T24", dpi=60)
-    width, height = Image.open(png).size
-    assert width > 2 * height > 100            # a wide strip of cells, margins cropped
