@@ -24,10 +24,11 @@ test: $(VENV)/.installed-dev
 notebook: $(VENV)/.installed-dev data
 	$(BIN)/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.coalesce_streams=True S6.ipynb
 
-bench: $(VENV)/.installed data
+bench: $(VENV)/.installed-dev data
 	mkdir -p bench/results
 	$(BIN)/python bench/seeds.py --data-dir $(DATA_DIR) | tee bench/results/seeds.txt
 	$(BIN)/python bench/speed.py --data-dir $(DATA_DIR) | tee bench/results/speed.txt
+	$(BIN)/python bench/workbook.py | tee bench/results/workbook.txt
 
 data:
 	@if [ ! -e $(DATA_DIR)/MNIST/raw/train-images-idx3-ubyte ] && [ -d $(OFFLINE_MNIST) ]; then \
