@@ -20,9 +20,10 @@ run: $(VENV)/.installed data
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest
 
-# coalesce_streams keeps only the last state of each progress bar in the saved notebook.
+# The second pass keeps only the last state of each progress bar in the saved notebook.
 notebook: $(VENV)/.installed-dev data
-	$(BIN)/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.coalesce_streams=True S6.ipynb
+	$(BIN)/jupyter nbconvert --to notebook --execute --inplace S6.ipynb
+	$(BIN)/jupyter nbconvert --to notebook --inplace --CoalesceStreamsPreprocessor.enabled=True S6.ipynb
 
 bench: $(VENV)/.installed-dev data
 	mkdir -p bench/results

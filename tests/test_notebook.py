@@ -86,3 +86,11 @@ def test_committed_outputs_use_the_current_recipe():
     setup_output = text_of(outputs_of(nbformat.read(NOTEBOOK, as_version=4)), "stdout")
     for key, value in utils.RECIPE.items():
         assert f"  {key:16} {value}\n" in setup_output, f"the committed notebook ran with another {key}"
+
+
+def test_committed_progress_output_is_short():
+    """Each progress bar is saved in its last state only (make notebook coalesces the streams)."""
+    outputs = outputs_of(nbformat.read(NOTEBOOK, as_version=4))
+    progress = text_of(outputs, "stderr")
+    assert "\r" not in progress
+    assert progress.count("Train: Loss=") == text_of(outputs, "stdout").count("Test set:")  # one bar per epoch
