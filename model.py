@@ -60,3 +60,69 @@ class OptimizedNet(nn.Module):
         x = self.conv3(self.conv2(self.conv1(x)))
         x = self.conv6(self.conv5(self.conv4(self.transition(x))))
         return self.fc(self.gap(x).flatten(1))
+
+
+# ----------------------------------------------------------------------------------------------
+# The compact family: OptimizedNet's layout (stride-2 stem, 1x1 transition, global average
+# pooling, Linear head) with fewer channels. Each member's recipe is in RECIPES below.
+# ----------------------------------------------------------------------------------------------
+
+
+class CompactNet(nn.Module):
+    """OptimizedNet's seven layers with the channel widths given: (c1, c2, c3, t, c4, c5, c6).
+
+    conv1 (3x3, stride 2, padding 1) -> conv2 -> conv3 -> transition (1x1, c3 -> t) -> conv4 ->
+    conv5 -> conv6 -> global average pooling -> Linear(c6, 10). Spatial sizes and receptive
+    fields are OptimizedNet's (28 -> 14 -> 12 -> 10 -> 10 -> 8 -> 6 -> 4, receptive field 29).
+    `dropout` (Dropout2d) follows conv2, conv3 and conv4 when not 0, as in OptimizedNet.
+    """
+
+    def __init__(self, channels, dropout=0.0):
+        super().__init__()
+        c1, c2, c3, t, c4, c5, c6 = channels
+        self.conv1 = conv_block(1, c1, stride=2, padding=1)
+        self.conv2 = conv_block(c1, c2, dropout)
+        self.conv3 = conv_block(c2, c3, dropout)
+        self.transition = nn.Conv2d(c3, t, kernel_size=1, bias=False)
+        self.conv4 = conv_block(t, c4, dropout)
+        self.conv5 = conv_block(c4, c5)
+        self.conv6 = conv_block(c5, c6)
+        self.gap = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(c6, 10)
+
+    def forward(self, x):
+        x = self.conv3(self.conv2(self.conv1(x)))
+        x = self.conv6(self.conv5(self.conv4(self.transition(x))))
+        return self.fc(self.gap(x).flatten(1))
+
+
+class Net8k(CompactNet):
+    """7,706 parameters: channels 8, 12, 16, 1x1 to 8, 12, 16, 14."""
+
+    def __init__(self, dropout=0.0):
+        super().__init__((8, 12, 16, 8, 12, 16, 14), dropout)
+
+
+class Net6k(CompactNet):
+    """5,562 parameters: channels 8, 10, 12, 1x1 to 8, 10, 12, 14."""
+
+    def __init__(self, dropout=0.0):
+        super().__init__((8, 10, 12, 8, 10, 12, 14), dropout)
+
+
+class Net4k(CompactNet):
+    """3,736 parameters: channels 6, 8, 10, 1x1 to 6, 8, 10, 12."""
+
+    def __init__(self, dropout=0.0):
+        super().__init__((6, 8, 10, 6, 8, 10, 12), dropout)
+
+
+# The family in one place: `python train.py --model NAME` trains MODELS[NAME]() with
+# dict(utils.RECIPE, **RECIPES[NAME]). OptimizedNet keeps the project's default recipe.
+MODELS = {"OptimizedNet": OptimizedNet, "Net8k": Net8k, "Net6k": Net6k, "Net4k": Net4k}
+RECIPES = {
+    "OptimizedNet": {},
+    "Net8k": dict(epochs=15),
+    "Net6k": dict(epochs=15),
+    "Net4k": dict(epochs=15),
+}

@@ -1,7 +1,8 @@
+import pytest
 import torch
 import torch.nn as nn
 
-from model import OptimizedNet
+from model import MODELS, RECIPES, OptimizedNet
 
 
 def test_parameter_count_is_under_20k():
@@ -48,3 +49,34 @@ def test_channels_last_gives_the_same_output():
         expected = model(images)
         model = model.to(memory_format=torch.channels_last)
         assert torch.allclose(model(images.to(memory_format=torch.channels_last)), expected, atol=1e-5)
+
+
+# ----------------------------------------------------------------------------------------------
+# The compact family (model.MODELS / model.RECIPES)
+# ----------------------------------------------------------------------------------------------
+
+FAMILY_PARAMETERS = {"OptimizedNet": 19_018, "Net8k": 7_706, "Net6k": 5_562, "Net4k": 3_736}
+
+
+def test_registry_lists_each_model_once_with_a_recipe():
+    assert MODELS["OptimizedNet"] is OptimizedNet
+    assert RECIPES["OptimizedNet"] == {}
+    assert set(MODELS) == set(RECIPES) == set(FAMILY_PARAMETERS)
+    for name, recipe in RECIPES.items():
+        assert recipe.get("epochs", 8) <= 15, name
+
+
+@pytest.mark.parametrize("name", sorted(FAMILY_PARAMETERS))
+def test_family_parameter_counts(name):
+    model = MODELS[name]()
+    assert sum(p.numel() for p in model.parameters() if p.requires_grad) == FAMILY_PARAMETERS[name]
+
+
+@pytest.mark.parametrize("name", sorted(FAMILY_PARAMETERS))
+def test_family_outputs_ten_logits_and_uses_batchnorm_and_gap(name):
+    model = MODELS[name]().eval()
+    modules = list(model.modules())
+    assert any(isinstance(m, nn.BatchNorm2d) for m in modules)
+    assert any(isinstance(m, (nn.AdaptiveAvgPool2d, nn.AvgPool2d)) for m in modules)
+    with torch.no_grad():
+        assert model(torch.randn(3, 1, 28, 28)).shape == (3, 10)
