@@ -103,6 +103,20 @@ def parse_overrides(pairs):
     return overrides
 
 
+class EpochEcho(io.TextIOBase):
+    """Swallows utils.fit's log, echoing each epoch's evaluation line to stderr with a timestamp."""
+
+    def __init__(self, tag):
+        self.tag, self.epoch = tag, 0
+
+    def write(self, text):
+        for line in text.splitlines():
+            if line.startswith("Test set"):
+                self.epoch += 1
+                print(f"  {time.strftime('%H:%M:%S')} {self.tag} epoch {self.epoch}: {line}", file=sys.__stderr__, flush=True)
+        return len(text)
+
+
 def run_one(name, seed, split, data_dir, extra_overrides, model_args):
     device = utils.get_device()
     recipe = dict(utils.RECIPE, **RECIPES[name], **extra_overrides)
@@ -113,7 +127,7 @@ def run_one(name, seed, split, data_dir, extra_overrides, model_args):
     train_loader, eval_loader = split_loaders(data_dir, split, recipe, device)
     model = MODELS[name](**model_args)
     params, macs = count_parameters(model), count_macs(model)
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+    with contextlib.redirect_stdout(EpochEcho(f"{name} seed {seed}")), contextlib.redirect_stderr(io.StringIO()):
         history = utils.fit(model, device, train_loader, eval_loader, recipe)
     return dict(
         model=name,
@@ -247,7 +261,8 @@ def main():
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="recipe overrides on top of the model's RECIPES entry (experiments only)")
     parser.add_argument("--model-arg", nargs="*", default=[], metavar="KEY=VALUE", help="model constructor arguments (experiments only)")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads; 1 by default: on a 2-core machine shared with other work, 2 threads made a training step up to 20x slower")
     parser.add_argument("--table-only", action="store_true", help="redraw table and plots from the records, train nothing")
     args = parser.parse_args()
 

@@ -80,3 +80,18 @@ def test_family_outputs_ten_logits_and_uses_batchnorm_and_gap(name):
     assert any(isinstance(m, (nn.AdaptiveAvgPool2d, nn.AvgPool2d)) for m in modules)
     with torch.no_grad():
         assert model(torch.randn(3, 1, 28, 28)).shape == (3, 10)
+
+
+def test_frontier_counts_multiply_adds_per_image():
+    """bench/frontier.py's hook-based count, against OptimizedNet's layers added up by hand:
+    conv1 14*14*16*9 + conv2 12*12*16*16*9 + conv3 10*10*32*16*9 + transition 10*10*16*32
+    + conv4 8*8*16*16*9 + conv5 6*6*24*16*9 + conv6 4*4*24*24*9 + fc 24*10."""
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parent.parent / "bench" / "frontier.py"
+    spec = importlib.util.spec_from_file_location("frontier", path)
+    frontier = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(frontier)
+    assert frontier.count_macs(OptimizedNet()) == 1_227_056
+    assert frontier.count_parameters(OptimizedNet()) == 19_018
