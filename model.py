@@ -120,9 +120,14 @@ class Net4k(CompactNet):
 # The family in one place: `python train.py --model NAME` trains MODELS[NAME]() with
 # dict(utils.RECIPE, **RECIPES[NAME]). OptimizedNet keeps the project's default recipe.
 MODELS = {"OptimizedNet": OptimizedNet, "Net8k": Net8k, "Net6k": Net6k, "Net4k": Net4k}
+# Chosen on a held-out split (train on the first 50,000 training images, validate on the last
+# 10,000; bench/results/frontier.holdout.jsonl), never on the test set. Net8k, seed 1, final
+# epoch: 99.32% with the default weight_decay=5e-4, 99.40% with 1e-4 (a smoother run, too):
+# seven-thousand-parameter models underfit rather than overfit, so they get less decay.
+SMALL_MODEL_RECIPE = dict(epochs=15, weight_decay=1e-4)
 RECIPES = {
     "OptimizedNet": {},
-    "Net8k": dict(epochs=15),
-    "Net6k": dict(epochs=15),
-    "Net4k": dict(epochs=15),
+    "Net8k": dict(SMALL_MODEL_RECIPE),
+    "Net6k": dict(SMALL_MODEL_RECIPE),
+    "Net4k": dict(SMALL_MODEL_RECIPE),
 }
