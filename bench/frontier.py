@@ -57,7 +57,7 @@ def seeds_reference(path=os.path.join(os.path.dirname(os.path.abspath(__file__))
     from model import OptimizedNet
 
     return dict(
-        model="OptimizedNet", variant="default recipe, bench/results/seeds.txt", params=count_parameters(OptimizedNet()),
+        model="OptimizedNet", variant="default recipe, bench/results/seeds.txt", registry=True, params=count_parameters(OptimizedNet()),
         macs=count_macs(OptimizedNet()), epochs=8, seeds=list(range(1, len(finals) + 1)), finals=finals,
         mean=statistics.mean(finals), min=min(finals), max=max(finals), hits=sum(f >= TARGET for f in finals),
         seconds=statistics.mean(seconds),
@@ -184,19 +184,26 @@ def load_records(path):
 
 
 def summarise(records):
-    """One row per (model, variant): seeds, mean/min/max final accuracy, seconds per run."""
+    """One row per (model, recipe, model arguments): seeds, mean/min/max final accuracy, seconds per run.
+
+    A row is marked registry when its recipe is model.RECIPES' current one for that model.
+    """
     groups = {}
     for record in records:
-        groups.setdefault((record["model"], record["variant"]), []).append(record)
+        key = (record["model"], json.dumps(record["overrides"], sort_keys=True), json.dumps(record["model_args"], sort_keys=True))
+        groups.setdefault(key, []).append(record)
     rows = []
-    for (name, variant), group in groups.items():
+    for (name, overrides, model_args), group in groups.items():
         by_seed = {r["seed"]: r for r in group}  # a seed run twice counts once (the later run)
         group = [by_seed[s] for s in sorted(by_seed)]
         finals = [r["final"] for r in group]
+        registry = overrides == json.dumps(json.loads(json.dumps(RECIPES.get(name))), sort_keys=True) and model_args == "{}"
+        variant = " ".join(f"{k}={v}" for k, v in sorted({**json.loads(overrides), **json.loads(model_args)}.items())) or "default recipe"
         rows.append(
             dict(
                 model=name,
-                variant=variant,
+                variant=variant + (" (registry)" if registry else ""),
+                registry=registry,
                 params=group[0]["params"],
                 macs=group[0]["macs"],
                 epochs=group[0]["epochs"],
@@ -241,7 +248,7 @@ def plot(rows, split, plot_dir):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [r for r in rows if r["variant"] == "registry" or r["model"] == "OptimizedNet"] or rows
+    rows = [r for r in rows if r.get("registry") or r["model"] == "OptimizedNet"] or rows
     label = "test" if split == "test" else "held-out"
     for x_key, x_label, filename in (
         ("params", "parameters", f"frontier.{split}.params.png"),
