@@ -1,4 +1,5 @@
-"""OptimizedNet: a small MNIST classifier (19,018 parameters) built for fast training on a CPU."""
+"""OptimizedNet, a small MNIST classifier (19,018 parameters) built for fast training on a CPU, and
+narrower models of the same layout (MODELS, RECIPES)."""
 
 import torch.nn as nn
 
@@ -17,7 +18,40 @@ def conv_block(in_channels, out_channels, dropout=0.0, **conv_args):
     return nn.Sequential(*layers)
 
 
-class OptimizedNet(nn.Module):
+# ----------------------------------------------------------------------------------------------
+# The family: one layout (stride-2 stem, 1x1 transition, global average pooling, Linear head) at
+# several widths. OptimizedNet is the default; the smaller ones are the frontier of issue 10.
+# ----------------------------------------------------------------------------------------------
+
+
+class CompactNet(nn.Module):
+    """The project's layout with the channel widths given: (c1, c2, c3, t, c4, c5, c6).
+
+    conv1 (3x3, stride 2, padding 1) -> conv2 -> conv3 -> transition (1x1, c3 -> t) -> conv4 ->
+    conv5 -> conv6 -> global average pooling -> Linear(c6, 10); the shapes and receptive fields
+    are in OptimizedNet's table. `dropout` (Dropout2d) follows conv2, conv3 and conv4 when not 0.
+    """
+
+    def __init__(self, channels, dropout=0.0):
+        super().__init__()
+        c1, c2, c3, t, c4, c5, c6 = channels
+        self.conv1 = conv_block(1, c1, stride=2, padding=1)
+        self.conv2 = conv_block(c1, c2, dropout)
+        self.conv3 = conv_block(c2, c3, dropout)
+        self.transition = nn.Conv2d(c3, t, kernel_size=1, bias=False)
+        self.conv4 = conv_block(t, c4, dropout)
+        self.conv5 = conv_block(c4, c5)
+        self.conv6 = conv_block(c5, c6)
+        self.gap = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(c6, 10)
+
+    def forward(self, x):
+        x = self.conv3(self.conv2(self.conv1(x)))
+        x = self.conv6(self.conv5(self.conv4(self.transition(x))))
+        return self.fc(self.gap(x).flatten(1))
+
+
+class OptimizedNet(CompactNet):
     """Convolutions with BatchNorm and Dropout, a 1x1 transition, global average pooling and a
     fully connected layer. `forward` returns logits (train with `F.cross_entropy`).
 
@@ -43,26 +77,54 @@ class OptimizedNet(nn.Module):
     """
 
     def __init__(self, dropout=0.05):
-        super().__init__()
-        self.conv1 = conv_block(1, 16, stride=2, padding=1)
-        self.conv2 = conv_block(16, 16, dropout)
-        self.conv3 = conv_block(16, 32, dropout)
         # The 1x1 transition halves the channels before the next 3x3 layers, mixing the 32 maps
         # into 16 at a ninth of a 3x3 layer's cost.
-        self.transition = nn.Conv2d(32, 16, kernel_size=1, bias=False)
-        self.conv4 = conv_block(16, 16, dropout)
-        self.conv5 = conv_block(16, 24)
-        self.conv6 = conv_block(24, 24)
-        self.gap = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(24, 10)
-
-    def forward(self, x):
-        x = self.conv3(self.conv2(self.conv1(x)))
-        x = self.conv6(self.conv5(self.conv4(self.transition(x))))
-        return self.fc(self.gap(x).flatten(1))
+        super().__init__((16, 16, 32, 16, 16, 24, 24), dropout)
 
 
-# The models `train.py --model NAME` and the notebook's MODEL parameter can pick, and each one's
-# recipe: the keys of utils.RECIPE that it changes.
-MODELS = {"OptimizedNet": OptimizedNet}
-RECIPES = {"OptimizedNet": {}}
+class Net8k(CompactNet):
+    """7,706 parameters: channels 8, 12, 16, 1x1 to 8, 12, 16, 14; 474,028 multiply-adds per image.
+
+    Test set, final epoch, seeds 1-10: mean 99.46%, min 99.34%, 8 of 10 seeds >= 99.40%
+    (bench/results/frontier.test.md). Not yet the issue's every-seed target.
+    """
+
+    def __init__(self, dropout=0.0):
+        super().__init__((8, 12, 16, 8, 12, 16, 14), dropout)
+
+
+class Net6k(CompactNet):
+    """5,562 parameters: channels 8, 10, 12, 1x1 to 8, 10, 12, 14; 344,684 multiply-adds per image.
+
+    Test set, final epoch, seeds 1-8 (9 and 10 not run yet): mean 99.41%, min 99.30%, 5 of 8 >= 99.40%.
+    """
+
+    def __init__(self, dropout=0.0):
+        super().__init__((8, 10, 12, 8, 10, 12, 14), dropout)
+
+
+class Net4k(CompactNet):
+    """3,736 parameters: channels 6, 8, 10, 1x1 to 6, 8, 10, 12; 221,760 multiply-adds per image.
+
+    Test set, final epoch, seeds 1-7 (8 to 10 not run yet): mean 99.27%, min 99.18%, max 99.37%.
+    """
+
+    def __init__(self, dropout=0.0):
+        super().__init__((6, 8, 10, 6, 8, 10, 12), dropout)
+
+
+# The family in one place: `python train.py --model NAME` and the notebook's MODEL parameter
+# train MODELS[NAME]() with dict(utils.RECIPE, **RECIPES[NAME]), the keys of utils.RECIPE that
+# each model changes. OptimizedNet keeps the project's default recipe.
+MODELS = {"OptimizedNet": OptimizedNet, "Net8k": Net8k, "Net6k": Net6k, "Net4k": Net4k}
+# Chosen on a held-out split (train on the first 50,000 training images, validate on the last
+# 10,000; bench/results/frontier.holdout.jsonl), never on the test set. Net8k, seed 1, final
+# epoch: 99.32% with the default weight_decay=5e-4, 99.40% with 1e-4 (a smoother run, too):
+# seven-thousand-parameter models underfit rather than overfit, so they get less decay.
+SMALL_MODEL_RECIPE = dict(epochs=15, weight_decay=1e-4)
+RECIPES = {
+    "OptimizedNet": {},
+    "Net8k": dict(SMALL_MODEL_RECIPE),
+    "Net6k": dict(SMALL_MODEL_RECIPE),
+    "Net4k": dict(SMALL_MODEL_RECIPE),
+}

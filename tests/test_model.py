@@ -1,7 +1,8 @@
+import pytest
 import torch
 import torch.nn as nn
 
-from model import OptimizedNet
+from model import MODELS, RECIPES, OptimizedNet
 
 
 def test_parameter_count_is_under_20k():
@@ -61,3 +62,49 @@ def test_dropout_drops_five_percent_of_channels_in_training_only():
     model.eval()
     with torch.no_grad():
         assert torch.equal(model(images), model(images))
+
+
+# ----------------------------------------------------------------------------------------------
+# The compact family (model.MODELS / model.RECIPES)
+# ----------------------------------------------------------------------------------------------
+
+FAMILY_PARAMETERS = {"OptimizedNet": 19_018, "Net8k": 7_706, "Net6k": 5_562, "Net4k": 3_736}
+
+
+def test_registry_lists_each_model_once_with_a_recipe():
+    assert MODELS["OptimizedNet"] is OptimizedNet
+    assert RECIPES["OptimizedNet"] == {}
+    assert set(MODELS) == set(RECIPES) == set(FAMILY_PARAMETERS)
+    for name, recipe in RECIPES.items():
+        assert recipe.get("epochs", 8) <= 15, name
+
+
+@pytest.mark.parametrize("name", sorted(FAMILY_PARAMETERS))
+def test_family_parameter_counts(name):
+    model = MODELS[name]()
+    assert sum(p.numel() for p in model.parameters() if p.requires_grad) == FAMILY_PARAMETERS[name]
+
+
+@pytest.mark.parametrize("name", sorted(FAMILY_PARAMETERS))
+def test_family_outputs_ten_logits_and_uses_batchnorm_and_gap(name):
+    model = MODELS[name]().eval()
+    modules = list(model.modules())
+    assert any(isinstance(m, nn.BatchNorm2d) for m in modules)
+    assert any(isinstance(m, (nn.AdaptiveAvgPool2d, nn.AvgPool2d)) for m in modules)
+    with torch.no_grad():
+        assert model(torch.randn(3, 1, 28, 28)).shape == (3, 10)
+
+
+def test_frontier_counts_multiply_adds_per_image():
+    """bench/frontier.py's hook-based count, against OptimizedNet's layers added up by hand:
+    conv1 14*14*16*9 + conv2 12*12*16*16*9 + conv3 10*10*32*16*9 + transition 10*10*16*32
+    + conv4 8*8*16*16*9 + conv5 6*6*24*16*9 + conv6 4*4*24*24*9 + fc 24*10."""
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parent.parent / "bench" / "frontier.py"
+    spec = importlib.util.spec_from_file_location("frontier", path)
+    frontier = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(frontier)
+    assert frontier.count_macs(OptimizedNet()) == 1_227_056
+    assert frontier.count_parameters(OptimizedNet()) == 19_018

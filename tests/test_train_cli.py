@@ -131,7 +131,8 @@ def test_ctrl_c_exits_130_and_keeps_the_completed_epochs(tiny_mnist, tmp_path):
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     completed, deadline = 0, time.monotonic() + 240
-    while completed < 2 and time.monotonic() < deadline:  # wait until two epochs are done
+    # The third epoch's test line comes after the second epoch was recorded: two are complete.
+    while completed < 3 and time.monotonic() < deadline:
         completed += process.stdout.readline().startswith("Test set:")
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=120)
