@@ -45,23 +45,13 @@ def main(argv=None):
         print(f"predict.py: error: {error}", file=sys.stderr)
         return cli.USAGE_ERROR
 
-    # Prepare every image first, then classify the readable ones in one batch.
-    prepared = []
-    for path in args.images:
-        try:
-            prepared.append(utils.prepare_digit(path))
-        except utils.DigitImageError as error:
-            prepared.append(error)
-    readable = [tensor for tensor in prepared if not isinstance(tensor, Exception)]
-    predictions = iter(utils.predict_digits(model, "cpu", readable))
-
     failed = False
-    for path, result in zip(args.images, prepared):
-        if isinstance(result, Exception):
+    for path, result in zip(args.images, utils.predict_digits(model, "cpu", args.images, skip_unreadable=True)):
+        if isinstance(result, utils.DigitImageError):
             failed = True
             print(f"{path}: error: {result.reason}", file=sys.stderr, flush=True)
         else:
-            digit, probability = next(predictions)
+            digit, probability = result
             print(f"{path}: {digit} (p={probability:.3f})", flush=True)
     return 1 if failed else 0
 

@@ -886,22 +886,33 @@ def prepare_digit(image):
 
 
 @torch.inference_mode()
-def predict_digits(model, device, images, batch_size=256):
+def predict_digits(model, device, images, batch_size=256, skip_unreadable=False):
     """The digit the model sees in each image, and its probability: a list of (digit, p).
 
     images: paths, PIL images, or tensors already made by prepare_digit, in any mix. They go
     through the model in batches of `batch_size`. The model is evaluated in eval mode (BatchNorm
     with its running statistics, no dropout) and put back in the mode it was in.
+    skip_unreadable: an image that cannot be read or holds no digit gets its DigitImageError in
+    its place in the list, instead of stopping the whole call (what predict.py wants).
     """
-    tensors = [image if isinstance(image, torch.Tensor) else prepare_digit(image) for image in images]
+    tensors = []
+    for image in images:
+        try:
+            tensors.append(image if isinstance(image, torch.Tensor) else prepare_digit(image))
+        except DigitImageError as error:
+            if not skip_unreadable:
+                raise
+            tensors.append(error)
+    readable = [tensor for tensor in tensors if isinstance(tensor, torch.Tensor)]
     was_training = model.training
     model.eval()
-    results = []
+    predictions = []
     try:
-        for start in range(0, len(tensors), batch_size):
-            batch = torch.stack(tensors[start : start + batch_size]).to(device)
+        for start in range(0, len(readable), batch_size):
+            batch = torch.stack(readable[start : start + batch_size]).to(device)
             probabilities, digits = F.softmax(model(batch).float(), dim=1).max(dim=1)
-            results += [(int(d), float(p)) for d, p in zip(digits.cpu(), probabilities.cpu())]
+            predictions += [(int(d), float(p)) for d, p in zip(digits.cpu(), probabilities.cpu())]
     finally:
         model.train(was_training)
-    return results
+    predictions = iter(predictions)
+    return [next(predictions) if isinstance(tensor, torch.Tensor) else tensor for tensor in tensors]

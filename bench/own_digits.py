@@ -107,17 +107,13 @@ def main():
         draw_seconds = time.perf_counter() - start
 
         start = time.perf_counter()
-        prepared, failures = [], 0
-        for path in paths:
-            try:
-                prepared.append(utils.prepare_digit(path))
-            except utils.DigitImageError as error:
+        predicted, failures = [], 0
+        for path, result in zip(paths, utils.predict_digits(model, "cpu", paths, skip_unreadable=True)):
+            if isinstance(result, utils.DigitImageError):
                 failures += 1
-                prepared.append(None)
-                print(f"{path}: error: {error.reason}")
-        readable = [tensor for tensor in prepared if tensor is not None]
-        predictions = iter(utils.predict_digits(model, "cpu", readable))
-        predicted = np.array([next(predictions)[0] if tensor is not None else -1 for tensor in prepared])
+                print(f"{path}: error: {result.reason}")
+            predicted.append(-1 if isinstance(result, utils.DigitImageError) else result[0])
+        predicted = np.array(predicted)
         read_seconds = time.perf_counter() - start
 
     right = predicted == labels

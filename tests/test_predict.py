@@ -179,6 +179,17 @@ def test_predict_digits_batches_and_keeps_the_model_mode():
         assert digit == logits.argmax().item() and probability == pytest.approx(logits.softmax(0).max().item(), rel=1e-5)
 
 
+def test_predict_digits_raises_on_an_unreadable_image_unless_told_to_skip(tmp_path):
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not an image")
+    model, good = OptimizedNet().eval(), draw_digit("1")
+    with pytest.raises(utils.DigitImageError, match="not an image file"):
+        utils.predict_digits(model, "cpu", [good, broken])
+    results = utils.predict_digits(model, "cpu", [good, broken, good], skip_unreadable=True)
+    assert isinstance(results[1], utils.DigitImageError) and results[1].reason == "not an image file that Pillow can read"
+    assert results[0] == results[2] == utils.predict_digits(model, "cpu", [good])[0]
+
+
 # ----------------------------------------------------------------------------------------------
 # Saving and loading models
 # ----------------------------------------------------------------------------------------------
