@@ -106,7 +106,9 @@ def run(args):
         sys.exit(f"train.py: error: could not write output: {error}")
 
     if interrupted:
-        kept = [name for name in (args.history_out, args.save_model and weights and args.save_model) if name]
+        kept = [args.history_out] if args.history_out else []
+        if weights:  # only kept when --save-model was given and an epoch completed
+            kept.append(args.save_model)
         where = f"; kept them in {' and '.join(kept)}" if kept and history else ""
         print(f"train.py: interrupted after {plural(len(history), 'completed epoch')}{where}", file=sys.stderr)
         sys.exit(cli.INTERRUPTED)
