@@ -51,6 +51,9 @@ RECIPE = MappingProxyType(
         momentum=0.9,
         nesterov=True,
         weight_decay=5e-4,
+        label_smoothing=0.0,  # share of each target spread over the other classes (F.cross_entropy)
+        ema_decay=0.0,  # > 0: test and keep an exponential moving average of the weights, updated every batch
+        test_shifts=0,  # > 0: test-time augmentation, averaging each test image and its 4 shifts by this many pixels
         channels_last=True,  # memory layout of the model's weights and activations: faster convolutions
         bfloat16=True,  # train under bfloat16 autocast where the hardware computes it fast (bfloat16_is_fast)
         max_rotation=10.0,  # degrees, training augmentation only
@@ -362,7 +365,8 @@ def make_optimizer(model, recipe, steps_per_epoch):
     return optimizer, scheduler
 
 
-def train(model, device, train_loader, optimizer, epoch=None, *, batch_scheduler=None, bfloat16=False, verbose=True):
+def train(model, device, train_loader, optimizer, epoch=None, *, batch_scheduler=None, bfloat16=False,
+          label_smoothing=0.0, ema=None, verbose=True):
     """One epoch of training. Returns (mean loss, accuracy in percent) over the epoch's batches.
 
     The call of pytorch/examples works with any DataLoader: train(model, device, train_loader,
@@ -370,7 +374,8 @@ def train(model, device, train_loader, optimizer, epoch=None, *, batch_scheduler
     `batch_scheduler` is stepped after every batch (OneCycleLR); step a per-epoch one (StepLR)
     yourself after this returns. The model returns logits.
     epoch: shown in the progress bar. bfloat16: run the forward pass under bfloat16 autocast (the
-    weights stay float32). verbose: show the progress bar `Train: Loss=… Batch_id=… Accuracy=…`.
+    weights stay float32). label_smoothing: passed to F.cross_entropy. ema: an AveragedModel
+    updated after every optimizer step. verbose: show the progress bar `Train: Loss=… Batch_id=… Accuracy=…`.
     """
     if epoch is not None and not isinstance(epoch, int):
         raise TypeError(
@@ -389,9 +394,11 @@ def train(model, device, train_loader, optimizer, epoch=None, *, batch_scheduler
         optimizer.zero_grad(set_to_none=True)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bfloat16):
             output = model(images)
-            loss = F.cross_entropy(output, labels)
+            loss = F.cross_entropy(output, labels, label_smoothing=label_smoothing)
         loss.backward()
         optimizer.step()
+        if ema is not None:
+            ema.update_parameters(model)
         if batch_scheduler is not None:
             batch_scheduler.step()
 
@@ -408,31 +415,43 @@ def train(model, device, train_loader, optimizer, epoch=None, *, batch_scheduler
 
 
 @torch.inference_mode()
-def _evaluate(model, device, loader):
-    """The one pass over a dataset: (summed cross-entropy, predicted labels, true labels) on the CPU."""
+def _evaluate(model, device, loader, shifts=0):
+    """The one pass over a dataset: (summed cross-entropy, predicted labels, true labels) on the CPU.
+
+    shifts > 0: test-time augmentation. Each image is also classified moved by `shifts` pixels
+    up, down, left and right, and the five softmax outputs are averaged. torch.roll wraps pixels
+    round the edge, where MNIST has only background.
+    """
     model.eval()
     loss_sum, predictions, targets = 0.0, [], []
     for images, labels in loader:
         images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
         output = model(images)
+        if shifts:
+            probabilities = output.softmax(dim=1)
+            for shift in (shifts, -shifts):
+                for dim in (2, 3):
+                    probabilities += model(torch.roll(images, shift, dims=dim)).softmax(dim=1)
+            output = (probabilities / 5).log()  # log-probabilities: cross_entropy and argmax take them as logits
         loss_sum += F.cross_entropy(output, labels, reduction="sum").item()
         predictions.append(output.argmax(dim=1).cpu())
         targets.append(labels.cpu())
     return loss_sum, torch.cat(predictions), torch.cat(targets)
 
 
-def predict(model, device, loader):
-    """Predicted and true labels for every sample of `loader`, as CPU tensors."""
-    _, predictions, targets = _evaluate(model, device, loader)
+def predict(model, device, loader, shifts=0):
+    """Predicted and true labels for every sample of `loader`, as CPU tensors (shifts: as in test)."""
+    _, predictions, targets = _evaluate(model, device, loader, shifts)
     return predictions, targets
 
 
-def test(model, device, test_loader, verbose=True):
+def test(model, device, test_loader, verbose=True, shifts=0):
     """Evaluate on the whole test set; returns (average loss, accuracy in percent).
 
-    verbose: print `Test set: Average loss: …, Accuracy: correct/total (…%)`.
+    verbose: print `Test set: Average loss: …, Accuracy: correct/total (…%)`. shifts > 0: average
+    the predictions over each image and its four shifts by that many pixels (recipe["test_shifts"]).
     """
-    loss_sum, predictions, targets = _evaluate(model, device, test_loader)
+    loss_sum, predictions, targets = _evaluate(model, device, test_loader, shifts)
     correct, total = (predictions == targets).sum().item(), len(targets)
     test_loss, test_accuracy = loss_sum / total, 100 * correct / total
     if verbose:
@@ -454,6 +473,11 @@ def fit(model, device, train_loader, test_loader, recipe=RECIPE, verbose=True, o
     optimizer, scheduler = make_optimizer(model, recipe, len(train_loader))
     per_batch = recipe["schedule"] == "onecycle"
     bfloat16 = precision(device, recipe) == "bfloat16"
+    ema = None
+    if recipe["ema_decay"]:
+        # The average includes BatchNorm's running statistics (use_buffers), so it can be tested as is.
+        ema = torch.optim.swa_utils.AveragedModel(
+            model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(recipe["ema_decay"]), use_buffers=True)
     history = []
     for epoch in range(1, recipe["epochs"] + 1):
         lr = optimizer.param_groups[0]["lr"]
@@ -461,10 +485,11 @@ def fit(model, device, train_loader, test_loader, recipe=RECIPE, verbose=True, o
             print(f"Epoch {epoch}/{recipe['epochs']}  lr={lr:.5f}")
         start = time.perf_counter()
         train_loss, train_acc = train(model, device, train_loader, optimizer, epoch,
-                                      batch_scheduler=scheduler if per_batch else None, bfloat16=bfloat16, verbose=verbose)
+                                      batch_scheduler=scheduler if per_batch else None, bfloat16=bfloat16,
+                                      label_smoothing=recipe["label_smoothing"], ema=ema, verbose=verbose)
         if not per_batch:
             scheduler.step()
-        test_loss, test_acc = test(model, device, test_loader, verbose=verbose)
+        test_loss, test_acc = test(model if ema is None else ema.module, device, test_loader, verbose, recipe["test_shifts"])
         if device.type == "cuda":
             torch.cuda.synchronize()
         entry = dict(
@@ -479,6 +504,8 @@ def fit(model, device, train_loader, test_loader, recipe=RECIPE, verbose=True, o
         history.append(entry)
         if on_epoch_end is not None:
             on_epoch_end(entry)
+    if ema is not None:
+        model.load_state_dict(ema.module.state_dict())  # keep the weights that were tested
     return history
 
 

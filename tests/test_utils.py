@@ -409,3 +409,76 @@ def test_confusion_matrix_counts_are_readable_on_dark_cells():
     figure = utils.plot_confusion_matrix(predictions, targets)
     colors = {text.get_text(): text.get_color() for text in figure.axes[0].texts}
     assert colors["40"] == "white" and colors["4"] == "black" and colors["10"] == "gray"
+
+
+# --- label smoothing, EMA of weights, test-time augmentation ---------------------------------------
+
+
+def fixed_bias_model():
+    """Logits (5, 0, ..., 0) for every image, whatever it shows."""
+    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
+    nn.init.zeros_(model[1].weight)
+    with torch.no_grad():
+        model[1].bias.copy_(torch.tensor([5.0] + [0.0] * 9))
+    return model
+
+
+@pytest.mark.parametrize("label_smoothing, expected_loss", [(0.0, 0.05887), (0.1, 0.50887)])
+def test_label_smoothing_reaches_the_loss(label_smoothing, expected_loss):
+    # -log p0 = log(e^5 + 9) - 5 = 0.05887 and -log pk = log(e^5 + 9) = 5.05887: 0.9 x 0.05887 +
+    # 0.1 x (0.05887 + 9 x 5.05887) / 10 = 0.50887 with smoothing 0.1.
+    model = fixed_bias_model()
+    loader = [(torch.randn(8, 1, 28, 28), torch.zeros(8, dtype=torch.long))]
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    mean_loss, _ = utils.train(model, torch.device("cpu"), loader, optimizer, label_smoothing=label_smoothing, verbose=False)
+    assert mean_loss == pytest.approx(expected_loss, abs=1e-4)
+
+
+def test_ema_is_updated_after_every_step():
+    model, loader = tiny_problem()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    ema = torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(0.5))
+
+    class RecordWeights:  # stepped after each batch, after the EMA update
+        weights = []
+
+        def step(self):
+            self.weights.append(model[1].weight.detach().clone())
+
+    recorder = RecordWeights()
+    utils.train(model, torch.device("cpu"), loader, optimizer, batch_scheduler=recorder, ema=ema, verbose=False)
+    w1, w2, w3, w4 = recorder.weights  # 4 batches; the first update copies, then halves towards each new step
+    assert torch.allclose(ema.module[1].weight, 0.125 * w1 + 0.125 * w2 + 0.25 * w3 + 0.5 * w4, atol=1e-6)
+
+
+def test_fit_with_ema_keeps_the_weights_it_tested(tiny_mnist):
+    from model import Net4k
+
+    recipe = dict(utils.RECIPE, epochs=1, batch_size=64, ema_decay=0.9)
+    utils.set_seed(0)
+    train_loader, test_loader = utils.get_data_loaders(str(tiny_mnist), torch.device("cpu"), recipe)
+    model = Net4k()
+    history = utils.fit(model, torch.device("cpu"), train_loader, test_loader, recipe, verbose=False)
+    assert utils.test(model, torch.device("cpu"), test_loader, verbose=False)[0] == pytest.approx(history[-1]["test_loss"], rel=1e-6)
+
+
+class LooksAtOnePixel(nn.Module):
+    """Class 1 when pixel (10, 10) is bright, else class 0."""
+
+    def forward(self, images):
+        bright = images[:, 0, 10, 10] * 10
+        return torch.stack([torch.zeros_like(bright), bright], dim=1)
+
+
+def test_test_time_augmentation_averages_the_image_and_its_four_shifts():
+    images = torch.full((2, 1, 28, 28), -1.0)
+    images[0, 0, 10, 10] = 1.0  # seen by the plain pass only: class 1 once in five views
+    images[1, 0, 10, 11] = 1.0  # seen only when shifted left: class 1 once in five views
+    labels = torch.tensor([0, 0])
+    loader = [(images, labels)]
+    device = torch.device("cpu")
+    assert utils.predict(LooksAtOnePixel(), device, loader)[0].tolist() == [1, 0]
+    assert utils.predict(LooksAtOnePixel(), device, loader, shifts=1)[0].tolist() == [0, 0]
+    # Each image: mean p(class 0) = (4 x 0.9999546 + 0.0000454) / 5 = 0.8000, so the loss is -log 0.8.
+    loss, accuracy = utils.test(LooksAtOnePixel(), device, loader, verbose=False, shifts=1)
+    assert loss == pytest.approx(0.22314, abs=1e-4) and accuracy == 100.0
