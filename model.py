@@ -118,10 +118,15 @@ class Net4k(CompactNet):
 # each model changes. OptimizedNet keeps the project's default recipe.
 MODELS = {"OptimizedNet": OptimizedNet, "Net8k": Net8k, "Net6k": Net6k, "Net4k": Net4k}
 # Chosen on a held-out split (train on the first 50,000 training images, validate on the last
-# 10,000; bench/results/frontier.holdout.jsonl), never on the test set. Net8k, seed 1, final
-# epoch: 99.32% with the default weight_decay=5e-4, 99.40% with 1e-4 (a smoother run, too):
-# seven-thousand-parameter models underfit rather than overfit, so they get less decay.
-SMALL_MODEL_RECIPE = dict(epochs=15, weight_decay=1e-4)
+# 10,000; bench/results/frontier.holdout.md), never on the test set. Net8k, final epoch, mean of
+# seeds 1-4: weight decay 1e-4 instead of 5e-4 (99.32% -> 99.40% on seed 1: models this small
+# underfit rather than overfit), lighter augmentation (99.373% against 99.355% tested once per
+# image) and test-time augmentation, averaging each test image and its four 1-pixel shifts
+# (99.455%, lowest seed 99.43%; the default augmentation with it: 99.417%). The same recipe is
+# used for Net6k and Net4k.
+SMALL_MODEL_RECIPE = dict(
+    epochs=15, weight_decay=1e-4, max_rotation=6.0, max_shift=0.08, scale_range=(0.94, 1.06), test_shifts=1,
+)
 RECIPES = {
     "OptimizedNet": {},
     "Net8k": dict(SMALL_MODEL_RECIPE),

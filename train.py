@@ -100,7 +100,8 @@ def run(args):
             text = json.dumps(record, indent=2) + "\n"
             cli.save_atomically(args.history_out, lambda path: pathlib.Path(path).write_text(text))
         if args.save_model and weights:
-            model.load_state_dict(weights)
+            if interrupted:  # back to the last completed epoch; a finished run keeps fit's final model (its EMA, if any)
+                model.load_state_dict(weights)
             utils.save_model(model, args.save_model)
     except OSError as error:
         sys.exit(f"train.py: error: could not write output: {error}")

@@ -173,6 +173,8 @@ def run_one(name, seed, split, data_dir, extra_overrides, model_args):
         overrides={**RECIPES[name], **extra_overrides},
         model_args=model_args,
         final=history[-1]["test_acc"],
+        final_plain=utils.test(model, device, eval_loader, verbose=False)[1],  # one pass per image
+        final_tta=utils.test(model, device, eval_loader, verbose=False, shifts=1)[1],  # and averaged over 1-pixel shifts
         best=max(entry["test_acc"] for entry in history),
         curve=[entry["test_acc"] for entry in history],
         seconds=sum(entry["seconds"] for entry in history),
@@ -191,6 +193,12 @@ def load_records(path):
         return []
     with open(path) as file:
         return [json.loads(line) for line in file if line.strip()]
+
+
+def mean_of(group, key):
+    """'mean (runs)' of record[key] over the runs that recorded it, or '-'."""
+    values = [r[key] for r in group if key in r]
+    return f"{statistics.mean(values):.3f} ({len(values)})" if values else "-"
 
 
 def summarise(records):
@@ -217,6 +225,7 @@ def summarise(records):
                 params=group[0]["params"],
                 macs=group[0]["macs"],
                 epochs=group[0]["epochs"],
+                batch_size=dict(utils.RECIPE, **json.loads(overrides))["batch_size"],
                 seeds=[r["seed"] for r in group],
                 finals=finals,
                 mean=statistics.mean(finals),
@@ -224,6 +233,9 @@ def summarise(records):
                 max=max(finals),
                 hits=sum(f >= TARGET for f in finals),
                 seconds=statistics.mean(r["seconds"] for r in group),
+                # Every run since test-time augmentation was measured records both ways of testing it.
+                plain=mean_of(group, "final_plain"),
+                tta=mean_of(group, "final_tta"),
             )
         )
     rows.sort(key=lambda row: (row["params"], row["variant"]))
@@ -234,19 +246,24 @@ def print_table(rows, split):
     where = "last 10,000 training images (trained on the first 50,000)" if split == "holdout" else "10,000 test images (trained on all 60,000)"
     print(f"Final-epoch accuracy on the {where}; the time columns are explained below the table.")
     print()
-    print(f"| model | variant | parameters | MACs/image | epochs | seeds | mean | min | max | >= {TARGET}% | wall s/run | CPU ms/step | CPU s/run |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print(f"| model | variant | parameters | MACs/image | epochs | seeds | mean | min | max | >= {TARGET}% | one pass | with TTA | wall s/run | CPU ms/step | CPU s/run |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(
             f"| {r['model']} | {r['variant']} | {r['params']:,} | {r['macs']:,} | {r['epochs']} | {len(r['seeds'])} | "
-            f"{r['mean']:.3f} | {r['min']:.2f} | {r['max']:.2f} | {r['hits']}/{len(r['seeds'])} | {r['seconds']:.0f} | "
+            f"{r['mean']:.3f} | {r['min']:.2f} | {r['max']:.2f} | {r['hits']}/{len(r['seeds'])} | {r.get('plain', '-')} | "
+            f"{r.get('tta', '-')} | {r['seconds']:.0f} | "
             f"{r['cpu_ms_step']:.1f} | {r['cpu_seconds']:.0f} |"
         )
     print()
     print("wall s/run: measured wall time of each run (training and per-epoch evaluation), on a machine shared with other")
-    print("work; not comparable between rows. CPU ms/step: median CPU time of one float32 training step, batch 256, one")
+    print("work; not comparable between rows. CPU ms/step: median CPU time of one float32 training step at the row's batch size, one")
     print("thread, measured when the table is drawn (cpu_ms_per_step). CPU s/run = CPU ms/step x steps per run (training")
     print("only, no augmentation or evaluation): the comparable time; the seconds plot uses it.")
+    print()
+    print("mean/min/max: the final epoch as the recipe tests it (with test-time augmentation where the recipe's")
+    print("test_shifts is 1). one pass / with TTA: the same final models tested both ways, mean (number of runs")
+    print("that recorded it): each image once, and averaged over the image and its four 1-pixel shifts.")
     if any("seeds.txt" in r["variant"] for r in rows):
         print()
         print("OptimizedNet's row is read from bench/results/seeds.txt (bench/seeds.py, default recipe, 2 threads), not trained here.")
@@ -337,11 +354,11 @@ def main():
         rows.append(reference)
     step_ms = {}
     for r in rows:
-        if r["model"] not in step_ms:
-            step_ms[r["model"]] = cpu_ms_per_step(r["model"])
-        batch_size = dict(utils.RECIPE, **RECIPES[r["model"]])["batch_size"]
-        r["cpu_ms_step"] = step_ms[r["model"]]
-        r["cpu_seconds"] = step_ms[r["model"]] * (-(-train_size // batch_size)) * r["epochs"] / 1000
+        batch_size = r.get("batch_size", utils.RECIPE["batch_size"])
+        if (r["model"], batch_size) not in step_ms:
+            step_ms[r["model"], batch_size] = cpu_ms_per_step(r["model"], batch_size)
+        r["cpu_ms_step"] = step_ms[r["model"], batch_size]
+        r["cpu_seconds"] = r["cpu_ms_step"] * (-(-train_size // batch_size)) * r["epochs"] / 1000
     print_table(rows, args.split)
     if rows:
         plot(rows, args.split, args.plot_dir)

@@ -2,6 +2,7 @@ import pytest
 import torch
 import torch.nn as nn
 
+import utils
 from model import MODELS, RECIPES, OptimizedNet
 
 
@@ -77,6 +78,7 @@ def test_registry_lists_each_model_once_with_a_recipe():
     assert set(MODELS) == set(RECIPES) == set(FAMILY_PARAMETERS)
     for name, recipe in RECIPES.items():
         assert recipe.get("epochs", 8) <= 15, name
+        assert set(recipe) <= set(utils.RECIPE), name  # a misspelt key would be silently ignored
 
 
 @pytest.mark.parametrize("name", sorted(FAMILY_PARAMETERS))
