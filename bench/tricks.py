@@ -2,17 +2,22 @@
 
     python bench/tricks.py --models Net8k OptimizedNet | tee bench/results/tricks.txt
 
-For each model, one float32 training step (utils.train on one batch of random images, SGD) is
-timed for each variant, all in this process, one after the other, so the ratios compare like
-with like. "s per run" = median step time x the steps of that model's recipe (epochs x 60,000 /
-batch) + the variant's one-off cost: torch.compile's first calls, which compile the model, are
-counted there, as they would be in a real run. Augmentation and evaluation are left out: they
-are the same for every variant. What these tricks do to accuracy (label smoothing, EMA of weights,
-test-time augmentation, batch size) is measured by bench/frontier.py on the held-out split.
+For each model, float32 training steps (utils.train on one batch of random images, SGD) are
+timed for each variant, all in this process. The variants take turns, a few steps each, round
+after round, so that a machine whose speed drifts slows them all alike; a variant's step time is
+the median over all its rounds. "s per run" = that step time x the steps of the model's recipe
+(epochs x 60,000 / batch) + the variant's one-off cost: what its first steps took beyond ordinary
+ones, which for torch.compile is the compilation (into a fresh cache folder, as on a first run).
+Augmentation and evaluation are left out: they are the same for every variant. What these tricks
+do to accuracy (label smoothing, EMA of weights, test-time augmentation, batch size) is measured
+by bench/frontier.py on the held-out split.
 """
 
 import argparse
+import logging
+import os
 import statistics
+import tempfile
 import time
 
 import torch
@@ -20,6 +25,7 @@ import torch
 from common import machine, utils
 from model import MODELS, RECIPES
 
+WARM_UP = 10  # steps before timing: oneDNN picks its kernels, torch.compile compiles
 VARIANTS = {
     "channels-last (recipe)": dict(channels_last=True, compile=False, batch_size=256),
     "default layout": dict(channels_last=False, compile=False, batch_size=256),
@@ -29,51 +35,64 @@ VARIANTS = {
 }
 
 
-def time_steps(name, variant, steps):
-    """(median seconds per step, one-off seconds of the first calls beyond that) for one variant."""
-    torch.manual_seed(0)
-    layout = torch.channels_last if variant["channels_last"] else torch.contiguous_format
-    model = MODELS[name]().to(memory_format=layout)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    if variant["compile"]:
-        model = torch.compile(model)
-    batch = [(torch.randn(variant["batch_size"], 1, 28, 28).to(memory_format=layout),
-              torch.randint(0, 10, (variant["batch_size"],)))]
-    first_calls, times = 0.0, []
-    for step in range(steps + 3):
+class Variant:
+    """One model, optimizer and batch set up as a variant says; step(n) runs n training steps."""
+
+    def __init__(self, name, variant):
+        torch.manual_seed(0)
+        layout = torch.channels_last if variant["channels_last"] else torch.contiguous_format
+        self.model = MODELS[name]().to(memory_format=layout)
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=0.01, momentum=0.9)
+        if variant["compile"]:
+            self.model = torch.compile(self.model)
+        self.batch = [(torch.randn(variant["batch_size"], 1, 28, 28).to(memory_format=layout),
+                       torch.randint(0, 10, (variant["batch_size"],)))]
+
+    def step(self, count=1):
+        """Seconds per step over `count` steps."""
         start = time.perf_counter()
-        utils.train(model, torch.device("cpu"), batch, optimizer, verbose=False)
-        elapsed = time.perf_counter() - start
-        if step < 3:  # warm-up: oneDNN picks kernels, torch.compile compiles (train mode, then again if it recompiles)
-            first_calls += elapsed
-        else:
-            times.append(elapsed)
-    median = statistics.median(times)
-    return median, max(0.0, first_calls - 3 * median)
+        for _ in range(count):
+            utils.train(self.model, torch.device("cpu"), self.batch, self.optimizer, verbose=False)
+        return (time.perf_counter() - start) / count
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=["Net8k", "OptimizedNet"], choices=list(MODELS))
-    parser.add_argument("--steps", type=int, default=30, help="timed steps per variant, after 3 warm-up steps")
+    parser.add_argument("--rounds", type=int, default=8, help="turns each variant takes (default: 8)")
+    parser.add_argument("--steps", type=int, default=8, help="timed steps per variant per round (default: 8)")
     args = parser.parse_args()
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)  # "No CUDA runtime is found" on CPU machines
     print(f"Machine: {machine()}, {torch.get_num_threads()} threads, float32")
     for name in args.models:
         recipe = dict(utils.RECIPE, **RECIPES[name])
-        print(f"\n{name}, {recipe['epochs']} epochs of 60,000 images")
+        with tempfile.TemporaryDirectory() as cache:
+            os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache  # compile from scratch, as a first run would
+            variants, warm_up = {}, {}
+            for label, settings in VARIANTS.items():
+                try:
+                    variant = Variant(name, settings)
+                    warm_up[label] = variant.step(WARM_UP) * WARM_UP
+                    variants[label] = variant
+                except Exception as error:  # torch.compile needs a working C++ compiler: say so and go on
+                    print(f"{name}, {label}: failed: {type(error).__name__}: {str(error).splitlines()[0][:200]}")
+            times = {label: [] for label in variants}
+            for _ in range(args.rounds):
+                for label, variant in variants.items():
+                    times[label].append(variant.step(args.steps))
+        print(f"\n{name}, {recipe['epochs']} epochs of 60,000 images; step times are medians of {args.rounds} rounds of {args.steps} steps")
         print("| variant | ms per step | batch | steps per run | one-off s | s per run (training steps) | vs recipe |")
         print("|---|---:|---:|---:|---:|---:|---:|")
         reference = None
-        for label, variant in VARIANTS.items():
-            try:
-                seconds, one_off = time_steps(name, variant, args.steps)
-            except Exception as error:  # torch.compile needs a working C++ compiler; say so and go on
-                print(f"| {label} | failed: {type(error).__name__}: {str(error).splitlines()[0][:120]} | | | | | |")
+        for label, settings in VARIANTS.items():
+            if label not in variants:
                 continue
-            steps = recipe["epochs"] * -(-60_000 // variant["batch_size"])
+            seconds = statistics.median(times[label])
+            one_off = max(0.0, warm_up[label] - WARM_UP * seconds)
+            steps = recipe["epochs"] * -(-60_000 // settings["batch_size"])
             total = seconds * steps + one_off
             reference = reference or total
-            print(f"| {label} | {1000 * seconds:.1f} | {variant['batch_size']} | {steps:,} | {one_off:.1f} | {total:.0f} | "
+            print(f"| {label} | {1000 * seconds:.1f} | {settings['batch_size']} | {steps:,} | {one_off:.1f} | {total:.0f} | "
                   f"{total / reference:.2f}x |", flush=True)
 
 
