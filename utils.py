@@ -455,7 +455,8 @@ def test(model, device, test_loader, verbose=True, shifts=0):
     correct, total = (predictions == targets).sum().item(), len(targets)
     test_loss, test_accuracy = loss_sum / total, 100 * correct / total
     if verbose:
-        print(f"Test set: Average loss: {test_loss:.4f}, Accuracy: {correct}/{total} ({test_accuracy:.2f}%)")
+        augmented = f", each image averaged with its 4 shifts by {shifts} pixel{'s' if shifts > 1 else ''}" if shifts else ""
+        print(f"Test set: Average loss: {test_loss:.4f}, Accuracy: {correct}/{total} ({test_accuracy:.2f}%){augmented}")
     return test_loss, test_accuracy
 
 

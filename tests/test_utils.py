@@ -470,7 +470,7 @@ class LooksAtOnePixel(nn.Module):
         return torch.stack([torch.zeros_like(bright), bright], dim=1)
 
 
-def test_test_time_augmentation_averages_the_image_and_its_four_shifts():
+def test_test_time_augmentation_averages_the_image_and_its_four_shifts(capsys):
     images = torch.full((2, 1, 28, 28), -1.0)
     images[0, 0, 10, 10] = 1.0  # seen by the plain pass only: class 1 once in five views
     images[1, 0, 10, 11] = 1.0  # seen only when shifted left: class 1 once in five views
@@ -480,5 +480,6 @@ def test_test_time_augmentation_averages_the_image_and_its_four_shifts():
     assert utils.predict(LooksAtOnePixel(), device, loader)[0].tolist() == [1, 0]
     assert utils.predict(LooksAtOnePixel(), device, loader, shifts=1)[0].tolist() == [0, 0]
     # Each image: mean p(class 0) = (4 x 0.9999546 + 0.0000454) / 5 = 0.8000, so the loss is -log 0.8.
-    loss, accuracy = utils.test(LooksAtOnePixel(), device, loader, verbose=False, shifts=1)
+    loss, accuracy = utils.test(LooksAtOnePixel(), device, loader, shifts=1)
     assert loss == pytest.approx(0.22314, abs=1e-4) and accuracy == 100.0
+    assert capsys.readouterr().out.strip().endswith("Accuracy: 2/2 (100.00%), each image averaged with its 4 shifts by 1 pixel")
