@@ -23,6 +23,7 @@ import time
 import torch
 
 from common import machine, utils
+from frontier import training_step
 from model import MODELS, RECIPES
 
 WARM_UP = 10  # steps before timing: oneDNN picks its kernels, torch.compile compiles
@@ -35,25 +36,11 @@ VARIANTS = {
 }
 
 
-class Variant:
-    """One model, optimizer and batch set up as a variant says; step(n) runs n training steps."""
-
-    def __init__(self, name, variant):
-        torch.manual_seed(0)
-        layout = torch.channels_last if variant["channels_last"] else torch.contiguous_format
-        self.model = MODELS[name]().to(memory_format=layout)
-        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=0.01, momentum=0.9)
-        if variant["compile"]:
-            self.model = torch.compile(self.model)
-        self.batch = [(torch.randn(variant["batch_size"], 1, 28, 28).to(memory_format=layout),
-                       torch.randint(0, 10, (variant["batch_size"],)))]
-
-    def step(self, count=1):
-        """Seconds per step over `count` steps."""
-        start = time.perf_counter()
-        for _ in range(count):
-            utils.train(self.model, torch.device("cpu"), self.batch, self.optimizer, verbose=False)
-        return (time.perf_counter() - start) / count
+def seconds_per_step(step, count):
+    start = time.perf_counter()
+    for _ in range(count):
+        step()
+    return (time.perf_counter() - start) / count
 
 
 def main():
@@ -71,15 +58,15 @@ def main():
             variants, warm_up = {}, {}
             for label, settings in VARIANTS.items():
                 try:
-                    variant = Variant(name, settings)
-                    warm_up[label] = variant.step(WARM_UP) * WARM_UP
-                    variants[label] = variant
+                    step = training_step(name, settings["batch_size"], settings["channels_last"], settings["compile"])
+                    warm_up[label] = seconds_per_step(step, WARM_UP) * WARM_UP
+                    variants[label] = step
                 except Exception as error:  # torch.compile needs a working C++ compiler: say so and go on
                     print(f"{name}, {label}: failed: {type(error).__name__}: {str(error).splitlines()[0][:200]}")
             times = {label: [] for label in variants}
             for _ in range(args.rounds):
-                for label, variant in variants.items():
-                    times[label].append(variant.step(args.steps))
+                for label, step in variants.items():
+                    times[label].append(seconds_per_step(step, args.steps))
         print(f"\n{name}, {recipe['epochs']} epochs of 60,000 images; step times are medians of {args.rounds} rounds of {args.steps} steps")
         print("| variant | ms per step | batch | steps per run | one-off s | s per run (training steps) | vs recipe |")
         print("|---|---:|---:|---:|---:|---:|---:|")
