@@ -357,6 +357,7 @@ def make_optimizer(model, recipe, steps_per_epoch):
             anneal_strategy="linear",
             div_factor=10,
             final_div_factor=100,
+            cycle_momentum=False,  # OneCycleLR would otherwise replace the recipe's momentum with its own 0.85-0.95 cycle
         )
     elif recipe["schedule"] == "step":
         scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=recipe["step_size"], gamma=0.1)
@@ -418,24 +419,31 @@ def train(model, device, train_loader, optimizer, epoch=None, *, batch_scheduler
 def _evaluate(model, device, loader, shifts=0):
     """The one pass over a dataset: (summed cross-entropy, predicted labels, true labels) on the CPU.
 
+    Runs the model in eval mode and leaves it in the mode it was in, so that testing in the middle
+    of training changes nothing, and a model in training mode gives the same figures as in eval.
+
     shifts > 0: test-time augmentation. Each image is also classified moved by `shifts` pixels
     up, down, left and right, and the five softmax outputs are averaged. torch.roll wraps pixels
     round the edge, where MNIST has only background.
     """
-    model.eval()
+    was_training = model.training
+    model.eval()  # BatchNorm with its running statistics, no dropout; put back as it was at the end
     loss_sum, predictions, targets = 0.0, [], []
-    for images, labels in loader:
-        images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
-        output = model(images)
-        if shifts:
-            probabilities = output.softmax(dim=1)
-            for shift in (shifts, -shifts):
-                for dim in (2, 3):
-                    probabilities += model(torch.roll(images, shift, dims=dim)).softmax(dim=1)
-            output = (probabilities / 5).log()  # log-probabilities: cross_entropy and argmax take them as logits
-        loss_sum += F.cross_entropy(output, labels, reduction="sum").item()
-        predictions.append(output.argmax(dim=1).cpu())
-        targets.append(labels.cpu())
+    try:
+        for images, labels in loader:
+            images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+            output = model(images)
+            if shifts:
+                probabilities = output.softmax(dim=1)
+                for shift in (shifts, -shifts):
+                    for dim in (2, 3):
+                        probabilities += model(torch.roll(images, shift, dims=dim)).softmax(dim=1)
+                output = (probabilities / 5).log()  # log-probabilities: cross_entropy and argmax take them as logits
+            loss_sum += F.cross_entropy(output, labels, reduction="sum").item()
+            predictions.append(output.argmax(dim=1).cpu())
+            targets.append(labels.cpu())
+    finally:
+        model.train(was_training)
     return loss_sum, torch.cat(predictions), torch.cat(targets)
 
 

@@ -110,3 +110,49 @@ def test_frontier_counts_multiply_adds_per_image():
     spec.loader.exec_module(frontier)
     assert frontier.count_macs(OptimizedNet()) == 1_227_056
     assert frontier.count_parameters(OptimizedNet()) == 19_018
+
+
+# ----------------------------------------------------------------------------------------------
+# Each model's layers and numbers, pinned: a block that loses its ReLU, BatchNorm or dropout, or a
+# layer that changes its initialisation, fails here even when the model still trains.
+# ----------------------------------------------------------------------------------------------
+
+BLOCK = "Conv2d BatchNorm2d ReLU"
+LAYERS_RUN = {  # leaf modules in the order a training-mode forward pass runs them
+    "OptimizedNet": f"{BLOCK} | {BLOCK} Dropout2d | {BLOCK} Dropout2d | Conv2d | {BLOCK} Dropout2d | {BLOCK} | {BLOCK} | AdaptiveAvgPool2d Linear",
+    "Net8k": f"{BLOCK} | {BLOCK} | {BLOCK} | Conv2d | {BLOCK} | {BLOCK} | {BLOCK} | AdaptiveAvgPool2d Linear",
+    "Net6k": f"{BLOCK} | {BLOCK} | {BLOCK} | Conv2d | {BLOCK} | {BLOCK} | {BLOCK} | AdaptiveAvgPool2d Linear",
+    "Net4k": f"{BLOCK} | {BLOCK} | {BLOCK} | Conv2d | {BLOCK} | {BLOCK} | {BLOCK} | AdaptiveAvgPool2d Linear",
+}
+# model(torch.randn(2, 1, 28, 28) after torch.manual_seed(1)) in eval mode, built after torch.manual_seed(0).
+FIXED_OUTPUT = {
+    "OptimizedNet": [[0.0209919, 0.0160414, 0.0281845, 0.1300930, 0.1301041, 0.1591691, -0.1510362, -0.0275286, -0.0522193, -0.0685524],
+                     [0.0211885, 0.0159867, 0.0281062, 0.1300592, 0.1299855, 0.1593120, -0.1511955, -0.0277719, -0.0520798, -0.0685637]],
+    "Net8k": [[0.2195555, -0.2630991, 0.2125127, -0.1583589, 0.0660540, 0.2463638, -0.1650435, -0.1100115, 0.0774528, -0.1668334],
+              [0.2193887, -0.2635759, 0.2124180, -0.1581424, 0.0658759, 0.2462583, -0.1650714, -0.1099721, 0.0772047, -0.1670206]],
+    "Net6k": [[0.1292146, -0.1137548, -0.0483649, 0.0694626, -0.2348954, 0.0072987, 0.1297749, 0.0325362, -0.0245266, 0.1737766],
+              [0.1290011, -0.1136279, -0.0481033, 0.0696340, -0.2349063, 0.0072927, 0.1299388, 0.0325430, -0.0245203, 0.1732847]],
+    "Net4k": [[0.1834801, 0.2736054, -0.0523456, 0.0956576, -0.0121486, -0.2387634, 0.1297622, -0.2027426, -0.1047077, -0.1295143],
+              [0.1834420, 0.2735551, -0.0527002, 0.0951732, -0.0120342, -0.2387458, 0.1290240, -0.2033464, -0.1050840, -0.1297061]],
+}
+
+
+@pytest.mark.parametrize("name", sorted(LAYERS_RUN))
+def test_the_forward_pass_runs_the_pinned_layers_in_order(name):
+    model, ran = MODELS[name]().train(), []
+    for module in model.modules():
+        if not list(module.children()):
+            module.register_forward_hook(lambda module, args, output: ran.append(type(module).__name__))
+    model(torch.zeros(2, 1, 28, 28))
+    assert " ".join(ran) == " ".join(LAYERS_RUN[name].replace("|", " ").split())
+
+
+@pytest.mark.parametrize("name", sorted(FIXED_OUTPUT))
+def test_a_fixed_seed_gives_a_fixed_output(name):
+    torch.manual_seed(0)
+    model = MODELS[name]().eval()
+    torch.manual_seed(1)
+    images = torch.randn(2, 1, 28, 28)
+    with torch.no_grad():
+        output = model(images)
+    assert torch.allclose(output, torch.tensor(FIXED_OUTPUT[name]), rtol=0, atol=1e-6), output.tolist()

@@ -483,3 +483,424 @@ def test_test_time_augmentation_averages_the_image_and_its_four_shifts(capsys):
     loss, accuracy = utils.test(LooksAtOnePixel(), device, loader, shifts=1)
     assert loss == pytest.approx(0.22314, abs=1e-4) and accuracy == 100.0
     assert capsys.readouterr().out.strip().endswith("Accuracy: 2/2 (100.00%), each image averaged with its 4 shifts by 1 pixel")
+
+
+# --- what training sees: every image once per epoch, shuffled, augmented as the recipe asks ------
+# Each test here fails on a bug that leaves training running with plausible numbers.
+
+CPU = torch.device("cpu")
+NO_AUGMENTATION = dict(max_rotation=0.0, max_shift=0.0, scale_range=(1.0, 1.0))
+
+
+def as_stored(images):
+    """Normalised batches back to the uint8 pixels of the files (exact for unaugmented images)."""
+    return (images[:, 0] * utils.MNIST_STD + utils.MNIST_MEAN).mul(255).round().to(torch.uint8)
+
+
+def file_order(batches_of_images, stored):
+    """The index in `stored` (uint8, N x 28 x 28) of every image the batches hold, in order."""
+    index = {image.numpy().tobytes(): i for i, image in enumerate(stored)}
+    return [index[image.numpy().tobytes()] for image in as_stored(torch.cat(batches_of_images))]
+
+
+@pytest.mark.parametrize("pipeline", ["tensor", "torchvision"])
+def test_each_epoch_shows_every_training_image_once_in_a_new_order(tiny_mnist, pipeline):
+    from fake_mnist import synthetic_digits
+
+    stored_images, stored_labels = (torch.as_tensor(array) for array in synthetic_digits(TRAIN_SIZE, 0))
+    recipe = dict(utils.RECIPE, pipeline=pipeline, batch_size=100, **NO_AUGMENTATION)
+    train_loader, _ = utils.get_data_loaders(str(tiny_mnist), CPU, recipe)
+    orders = []
+    for _ in range(2):
+        images, labels = zip(*train_loader)
+        order = file_order(images, stored_images.to(torch.uint8))
+        assert sorted(order) == list(range(TRAIN_SIZE))  # every training image, once
+        assert torch.equal(torch.cat(labels), stored_labels[order])  # each with its own label
+        orders.append(order)
+    assert orders[0] != list(range(TRAIN_SIZE)) and orders[1] != orders[0]  # shuffled, anew each epoch
+
+
+@pytest.mark.parametrize("pipeline", ["tensor", "torchvision"])
+def test_test_batches_are_the_stored_images_in_order_never_augmented(tiny_mnist, pipeline):
+    from fake_mnist import synthetic_digits
+
+    stored_images, stored_labels = (torch.as_tensor(array) for array in synthetic_digits(TEST_SIZE, 1))
+    recipe = dict(utils.RECIPE, pipeline=pipeline, max_rotation=30.0, max_shift=0.2, scale_range=(0.7, 1.3))
+    _, test_loader = utils.get_data_loaders(str(tiny_mnist), CPU, recipe)
+    for _ in range(2):
+        images, labels = zip(*test_loader)
+        assert torch.equal(as_stored(torch.cat(images)), stored_images.to(torch.uint8))
+        assert torch.equal(torch.cat(labels), stored_labels)
+
+
+def bar_mnist(root, count=256):
+    """An MNIST folder whose every image is the same horizontal bar, 16 x 2 pixels, at the centre."""
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    images = torch.zeros(count, 28, 28, dtype=torch.uint8)
+    images[:, 13:15, 6:22] = 255
+    for split in ("train", "t10k"):
+        write_idx(raw / f"{split}-images-idx3-ubyte", images.numpy())
+        write_idx(raw / f"{split}-labels-idx1-ubyte", torch.zeros(count, dtype=torch.uint8).numpy())
+    return root
+
+
+def bar_geometry(images):
+    """(angle in degrees, centre x, centre y, length) of the bar in each image, from its moments."""
+    ink = (images[:, 0] * utils.MNIST_STD + utils.MNIST_MEAN).clamp(min=0).double()
+    y, x = torch.meshgrid(torch.arange(28.0, dtype=torch.float64), torch.arange(28.0, dtype=torch.float64), indexing="ij")
+    mass = ink.sum(dim=(1, 2))
+    cx, cy = (ink * x).sum(dim=(1, 2)) / mass, (ink * y).sum(dim=(1, 2)) / mass
+    dx, dy = x - cx[:, None, None], y - cy[:, None, None]
+    mxx, myy, mxy = ((ink * d).sum(dim=(1, 2)) / mass for d in (dx * dx, dy * dy, dx * dy))
+    angle = torch.rad2deg(0.5 * torch.atan2(2 * mxy, mxx - myy))
+    # Second moment along the bar: length**2 / 12 for a uniform bar.
+    along = 0.5 * (mxx + myy) + torch.sqrt(0.25 * (mxx - myy) ** 2 + mxy**2)
+    return angle, cx, cy, torch.sqrt(12 * along)
+
+
+@pytest.mark.parametrize("pipeline", ["tensor", "torchvision"])
+def test_augmentation_does_what_the_recipe_asks_and_nothing_else(tmp_path, pipeline):
+    data_dir = str(bar_mnist(tmp_path / "bars"))
+
+    def first_batch(**augmentation):
+        utils.set_seed(0)
+        recipe = dict(utils.RECIPE, pipeline=pipeline, batch_size=256, **augmentation)
+        return bar_geometry(next(iter(utils.get_data_loaders(data_dir, CPU, recipe)[0]))[0])
+
+    # The stored bar: flat, centred on (13.5, 13.5), 16 pixels long; unaugmented batches keep it so.
+    angle, cx, cy, length = first_batch(**NO_AUGMENTATION)
+    assert angle.abs().max() < 1e-6 and (cx - 13.5).abs().max() < 1e-6 and (cy - 13.5).abs().max() < 1e-6
+    assert (length - 16).abs().max() < 0.1
+    # Rotation up to 30 degrees: every angle within it, and the range used; position and size kept.
+    angle, cx, cy, length = first_batch(**dict(NO_AUGMENTATION, max_rotation=30.0))
+    assert angle.abs().max() <= 31 and angle.min() < -20 and angle.max() > 20
+    assert (cx - 13.5).abs().max() < 0.6 and (length - 16).abs().max() < 1.0
+    # Shifts up to 10% of 28 pixels (2.8): every centre within them, and the range used.
+    angle, cx, cy, length = first_batch(**dict(NO_AUGMENTATION, max_shift=0.1))
+    for centre in (cx, cy):
+        assert (centre - 13.5).abs().max() <= 2.8 + 0.51 and (centre - 13.5).abs().max() > 1.8
+    assert angle.abs().max() < 1 and (length - 16).abs().max() < 1.1
+    # Scale 0.8 to 1.2: the bar's length follows it; it stays flat and centred.
+    angle, cx, cy, length = first_batch(**dict(NO_AUGMENTATION, scale_range=(0.8, 1.2)))
+    assert length.min() >= 16 * 0.8 - 1 and length.max() <= 16 * 1.2 + 1
+    assert length.min() < 16 * 0.88 and length.max() > 16 * 1.12
+    assert angle.abs().max() < 1 and (cx - 13.5).abs().max() < 0.6
+
+
+# --- modes: evaluation never trains, and leaves the model as it found it -------------------------
+
+
+class RecordsMode(nn.Module):
+    """A linear classifier with BatchNorm and dropout that notes its mode at every forward pass."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.layers = nn.Sequential(nn.Flatten(), nn.Linear(784, 10), nn.BatchNorm1d(10), nn.Dropout(0.5))
+        self.modes = []
+
+    def forward(self, images):
+        self.modes.append(self.training)
+        return self.layers(images)
+
+
+EVALUATIONS = {
+    "test": lambda model, loader: utils.test(model, CPU, loader, verbose=False),
+    "test with shifts": lambda model, loader: utils.test(model, CPU, loader, verbose=False, shifts=1),
+    "predict": lambda model, loader: [tensor.tolist() for tensor in utils.predict(model, CPU, loader)],
+    "predict with shifts": lambda model, loader: [tensor.tolist() for tensor in utils.predict(model, CPU, loader, shifts=1)],
+}
+
+
+@pytest.mark.parametrize("evaluation", sorted(EVALUATIONS))
+def test_evaluation_runs_in_eval_mode_and_restores_the_mode(evaluation):
+    torch.manual_seed(1)
+    loader = [(torch.randn(6, 1, 28, 28), torch.randint(0, 10, (6,))), (torch.randn(3, 1, 28, 28), torch.randint(0, 10, (3,)))]
+    figures = []
+    for mode in (True, False):
+        model = RecordsMode().train(mode)
+        figures.append(EVALUATIONS[evaluation](model, loader))
+        assert model.modes and not any(model.modes)  # every forward pass in eval mode
+        assert model.training is mode  # and the model left as it was
+        assert torch.equal(model.layers[2].running_mean, torch.zeros(10))  # BatchNorm learnt nothing
+    assert figures[0] == figures[1]  # the same figures whatever the mode before
+
+
+def test_predict_digits_runs_in_eval_mode_and_restores_the_mode():
+    for mode in (True, False):
+        model = RecordsMode().train(mode)
+        utils.predict_digits(model, CPU, [torch.randn(1, 28, 28) for _ in range(3)])
+        assert model.modes and not any(model.modes) and model.training is mode
+
+
+def test_train_switches_to_training_mode():
+    model = RecordsMode().eval()
+    loader = [(torch.randn(4, 1, 28, 28), torch.randint(0, 10, (4,)))] * 2
+    utils.train(model, CPU, loader, torch.optim.SGD(model.parameters(), lr=0.1), verbose=False)
+    assert model.modes == [True, True] and model.training
+
+
+# --- one step per batch, with fresh gradients ------------------------------------------------------
+
+
+def test_each_batch_takes_one_sgd_step_from_fresh_gradients():
+    # A linear classifier reading one pixel, weights 0, label 0, lr 0.1. Step 1: logits (0, 0), so
+    # the gradient is (0.5 - 1, 0.5) x 1 and the weights become (0.05, -0.05). Step 2: logits
+    # (0.05, -0.05), softmax (0.5249792, 0.4750208), so the weights become (0.0975021, -0.0975021)
+    # (with last step's gradient left in: 0.1475021).
+    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 2, bias=False))
+    nn.init.zeros_(model[1].weight)
+    images = torch.zeros(1, 1, 28, 28)
+    images[0, 0, 5, 5] = 1.0
+    loader = [(images, torch.tensor([0]))] * 2
+    utils.train(model, CPU, loader, torch.optim.SGD(model.parameters(), lr=0.1), verbose=False)
+    assert model[1].weight[:, 5 * 28 + 5].tolist() == pytest.approx([0.0975021, -0.0975021], abs=1e-6)
+    assert model[1].weight.abs().sum().item() == pytest.approx(2 * 0.0975021, abs=1e-6)  # no other weight moved
+
+
+# --- the figures of an epoch are means over images, not over batches -------------------------------
+
+
+class ReadsFirstPixel(nn.Module):
+    """Logits (x, 0), x the image's first pixel: the loss for label 0 is log(1 + e^-x)."""
+
+    def forward(self, images):
+        first = images[:, 0, 0, 0]
+        return torch.stack([first, torch.zeros_like(first)], dim=1) + 0 * self.dummy
+
+    def __init__(self):
+        super().__init__()
+        self.dummy = nn.Parameter(torch.zeros(()))
+
+
+def uneven_batches():
+    # Pixels 1, 1, -1 in a batch of three, then 3 alone; all labelled 0. Losses: 0.3132617 (twice),
+    # 1.3132617 and 0.0485874; correct: the three positive pixels.
+    first = torch.tensor([1.0, 1.0, -1.0, 3.0])
+    images = first.view(4, 1, 1, 1).expand(4, 1, 28, 28).contiguous()
+    labels = torch.zeros(4, dtype=torch.long)
+    return [(images[:3], labels[:3]), (images[3:], labels[3:])]
+
+
+def test_train_reports_means_over_images_when_the_last_batch_is_smaller():
+    model = ReadsFirstPixel()
+    loss, accuracy = utils.train(model, CPU, uneven_batches(), torch.optim.SGD(model.parameters(), lr=0.0), verbose=False)
+    # Over images: (2 x 0.3132617 + 1.3132617 + 0.0485874) / 4 and 3/4; over batches it would be
+    # 0.3475912 and 83.33%.
+    assert loss == pytest.approx(0.4970931, abs=1e-6) and accuracy == pytest.approx(75.0)
+
+
+def test_test_reports_means_over_images_when_the_last_batch_is_smaller():
+    loss, accuracy = utils.test(ReadsFirstPixel(), CPU, uneven_batches(), verbose=False)
+    assert loss == pytest.approx(0.4970931, abs=1e-6) and accuracy == pytest.approx(75.0)
+
+
+# --- schedules: the learning rate at every step, written out ---------------------------------------
+
+
+class RecordsLearningRate:
+    """A loader over fixed batches that notes the optimizer's learning rate as each batch is taken."""
+
+    def __init__(self, batches):
+        self.batches, self.optimizer, self.rates = batches, None, []
+
+    def __len__(self):
+        return len(self.batches)
+
+    def __iter__(self):
+        for batch in self.batches:
+            self.rates.append(round(self.optimizer.param_groups[0]["lr"], 7))
+            yield batch
+
+
+def four_batches():
+    torch.manual_seed(0)
+    return [(torch.randn(2, 1, 28, 28), torch.randint(0, 10, (2,))) for _ in range(4)]
+
+
+# OneCycle, 2 epochs of 4 steps, peak 0.2, warm-up over the first 25% of the steps: from 0.2 / 10
+# up to 0.2 by step 2, then linearly down to 0.2 / 10 / 100 at step 8.
+ONECYCLE = dict(schedule="onecycle", lr=0.2, warmup_fraction=0.25, epochs=2)
+ONECYCLE_RATES = [0.02, 0.2, 0.1667, 0.1334, 0.1001, 0.0668, 0.0335, 0.0002]
+# StepLR, 3 epochs of 4 steps, starting at 0.1, divided by 10 after every epoch.
+STEP = dict(schedule="step", lr=0.1, step_size=1, epochs=3)
+STEP_RATES = [0.1] * 4 + [0.01] * 4 + [0.001] * 4
+
+
+@pytest.mark.parametrize("schedule, rates", [(ONECYCLE, ONECYCLE_RATES), (STEP, STEP_RATES)], ids=["onecycle", "step"])
+def test_fit_follows_the_schedule_at_every_step(monkeypatch, schedule, rates):
+    loader = RecordsLearningRate(four_batches())
+    make_optimizer = utils.make_optimizer
+
+    def noting_the_optimizer(*args, **kwargs):
+        optimizer, scheduler = make_optimizer(*args, **kwargs)
+        loader.optimizer = optimizer
+        return optimizer, scheduler
+
+    monkeypatch.setattr(utils, "make_optimizer", noting_the_optimizer)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
+    history = utils.fit(model, CPU, loader, four_batches(), dict(utils.RECIPE, **schedule), verbose=False)
+    assert loader.rates == pytest.approx(rates, abs=1e-7)
+    assert [entry["lr"] for entry in history] == pytest.approx(rates[::4], abs=1e-7)  # each epoch's first
+
+
+@pytest.mark.parametrize("schedule, rates", [(ONECYCLE, ONECYCLE_RATES), (STEP, STEP_RATES)], ids=["onecycle", "step"])
+def test_the_classic_loop_follows_the_schedule_at_every_step(schedule, rates):
+    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
+    loader = RecordsLearningRate(four_batches())
+    loader.optimizer, scheduler = utils.make_optimizer(model, dict(utils.RECIPE, **schedule), steps_per_epoch=4)
+    per_batch = schedule["schedule"] == "onecycle"
+    for epoch in range(1, schedule["epochs"] + 1):
+        utils.train(model, CPU, loader, loader.optimizer, epoch, batch_scheduler=scheduler if per_batch else None, verbose=False)
+        if not per_batch:
+            scheduler.step()
+    assert loader.rates == pytest.approx(rates, abs=1e-7)
+
+
+# --- every key of the recipe reaches the code it names ---------------------------------------------
+
+
+class TinyNet(nn.Module):
+    """A convolution with BatchNorm and dropout, pooled: enough for each recipe key to matter."""
+
+    def __init__(self):
+        super().__init__()
+        self.layers = nn.Sequential(nn.Conv2d(1, 4, 3, stride=2), nn.BatchNorm2d(4), nn.ReLU(), nn.Dropout2d(0.1),
+                                    nn.Conv2d(4, 8, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10))
+        self.dtypes = []
+
+    def forward(self, images):
+        output = self.layers(images)
+        self.dtypes.append(output.dtype)
+        return output
+
+
+SHORT_RUN = dict(epochs=2, batch_size=128, test_batch_size=100)
+
+
+def run_recipe(data_dir, monkeypatch, **changes):
+    """What a short fit with the recipe (and bfloat16 forced to be fast) did, in observable terms."""
+    monkeypatch.setattr(utils, "bfloat16_is_fast", lambda device: True)
+    recipe = dict(utils.RECIPE, **dict(SHORT_RUN, **changes))
+    utils.set_seed(0)
+    train_loader, test_loader = utils.get_data_loaders(data_dir, CPU, recipe)
+    first_images = next(iter(train_loader))[0]
+    utils.set_seed(0)
+    model = TinyNet()
+    rates = []
+    original_step = torch.optim.SGD.step
+    monkeypatch.setattr(torch.optim.SGD, "step", lambda self, *a, **k: (rates.append(self.param_groups[0]["lr"]), original_step(self, *a, **k))[1])
+    history = utils.fit(model, CPU, train_loader, test_loader, recipe, verbose=False)
+    monkeypatch.setattr(torch.optim.SGD, "step", original_step)
+    return dict(
+        loaders=(type(train_loader).__name__, len(train_loader), len(test_loader)),
+        images=first_images,
+        epochs=len(history),
+        rates=rates,
+        train_loss=[entry["train_loss"] for entry in history],
+        test_loss=[entry["test_loss"] for entry in history],
+        weights=torch.cat([p.detach().flatten() for p in model.parameters()]),
+        layout=model.layers[4].weight.is_contiguous(memory_format=torch.channels_last),
+        precision=set(model.dtypes),
+    )
+
+
+# key -> (another value, what must change when the recipe holds it)
+RECIPE_CHANGES = {
+    "epochs": (3, "epochs"),
+    "batch_size": (64, "loaders"),
+    "test_batch_size": (50, "loaders"),
+    "schedule": ("step", "rates"),
+    "lr": (0.05, "rates"),
+    "warmup_fraction": (0.5, "rates"),
+    "step_size": (1, "rates"),  # with schedule="step", below
+    "momentum": (0.5, "weights"),
+    "nesterov": (False, "weights"),
+    "weight_decay": (0.05, "weights"),
+    "label_smoothing": (0.2, "train_loss"),
+    "ema_decay": (0.5, "weights"),
+    "test_shifts": (1, "test_loss"),
+    "channels_last": (False, "layout"),
+    "bfloat16": (False, "precision"),
+    "max_rotation": (25.0, "images"),
+    "max_shift": (0.2, "images"),
+    "scale_range": ((0.8, 1.25), "images"),
+    "pipeline": ("torchvision", "loaders"),
+}
+
+
+def test_every_recipe_key_is_checked_below():
+    assert set(RECIPE_CHANGES) == set(utils.RECIPE)
+
+
+@pytest.mark.parametrize("key", sorted(RECIPE_CHANGES))
+def test_each_recipe_key_changes_what_happens(tiny_mnist, monkeypatch, key):
+    value, observable = RECIPE_CHANGES[key]
+    base = dict(schedule="step", step_size=2) if key == "step_size" else {}
+    assert value != dict(utils.RECIPE, **SHORT_RUN, **base)[key]
+    before = run_recipe(str(tiny_mnist), monkeypatch, **base)[observable]
+    after = run_recipe(str(tiny_mnist), monkeypatch, **dict(base, **{key: value}))[observable]
+    if isinstance(before, torch.Tensor):
+        assert before.shape != after.shape or not torch.allclose(before, after)
+    else:
+        assert before != after
+
+
+def test_precision_is_what_the_recipe_and_the_hardware_allow(tiny_mnist, monkeypatch):
+    assert run_recipe(str(tiny_mnist), monkeypatch)["precision"] == {torch.bfloat16, torch.float32}  # autocast training, float32 tests
+    assert run_recipe(str(tiny_mnist), monkeypatch, bfloat16=False)["precision"] == {torch.float32}
+    monkeypatch.setattr(utils, "bfloat16_is_fast", lambda device: False)
+    assert utils.precision(CPU, utils.RECIPE) == "float32"
+
+
+# --- the bfloat16 decision, from the hardware's side ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "capabilities, cap, expected",
+    [
+        ({"avx512_bf16": True}, None, True),
+        ({"amx_bf16": True}, None, True),
+        ({"avx512_bf16": False, "avx2": True}, None, False),
+        ({}, None, False),
+        ({"avx512_bf16": True}, "AVX2", False),
+        ({"avx512_bf16": True}, "AVX512_CORE", False),
+        ({"avx512_bf16": True}, "AVX512_CORE_BF16", True),
+    ],
+)
+def test_bfloat16_is_chosen_only_where_the_cpu_computes_it(monkeypatch, capabilities, cap, expected):
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: capabilities, raising=False)
+    if cap is None:
+        monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    else:
+        monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
+    assert utils.bfloat16_is_fast(CPU) is expected
+    assert utils.precision(CPU, utils.RECIPE) == ("bfloat16" if expected else "float32")
+
+
+def test_utils_copied_alone_finds_data_beside_itself_from_another_folder(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    project, elsewhere = tmp_path / "my-project", tmp_path / "elsewhere"
+    project.mkdir()
+    elsewhere.mkdir()
+    shutil.copy(utils.__file__, project / "utils.py")
+    make_mnist_folder(project / "data")
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import utils; "
+            "train_loader, test_loader = utils.get_data_loaders(); print(len(train_loader.dataset), len(test_loader.dataset))")
+    result = subprocess.run([sys.executable, "-c", code, str(project)], cwd=elsewhere, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [str(TRAIN_SIZE), str(TEST_SIZE)]
+    assert list(elsewhere.iterdir()) == []  # nothing written where the process ran
+
+
+def test_a_subset_keeps_the_first_images_of_each_set(tiny_mnist):
+    from fake_mnist import synthetic_digits
+
+    train_loader, test_loader = utils.get_data_loaders(str(tiny_mnist), CPU, dict(utils.RECIPE, **NO_AUGMENTATION), subset=40)
+    assert len(train_loader.dataset) == 40 and len(test_loader.dataset) == 40
+    images = torch.cat([images for images, _ in test_loader])
+    assert torch.equal(as_stored(images), torch.as_tensor(synthetic_digits(TEST_SIZE, 1)[0][:40]).to(torch.uint8))
