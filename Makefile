@@ -1,6 +1,6 @@
 # Two entry points, each doing its own set-up in a virtual environment (.venv):
 #   make run    trains OptimizedNet with the default recipe, then regenerates backprop/output/
-#   make test   runs the test suite
+#   make test   runs the test suite (make test-slow: the tests marked slow, minutes more)
 # MNIST is read from $(DATA_DIR)/MNIST/raw/ (downloaded there if missing). With no internet,
 # put the four original files there (gzipped is fine); `make data` copies them from
 # $(OFFLINE_MNIST) when that folder exists.
@@ -11,7 +11,7 @@ DATA_DIR ?= data
 OFFLINE_MNIST ?= ../shared/mnist
 BIN = $(VENV)/bin
 
-.PHONY: run test data notebook bench
+.PHONY: run test test-slow data notebook bench
 
 run: $(VENV)/.installed data
 	$(BIN)/python train.py --data-dir $(DATA_DIR)
@@ -20,16 +20,25 @@ run: $(VENV)/.installed data
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest
 
+test-slow: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest -m slow
+
 # The second pass keeps only the last state of each progress bar in the saved notebook.
 notebook: $(VENV)/.installed-dev data
 	$(BIN)/jupyter nbconvert --to notebook --execute --inplace S6.ipynb
 	$(BIN)/jupyter nbconvert --to notebook --inplace --CoalesceStreamsPreprocessor.enabled=True S6.ipynb
 
+# Every benchmark, writing bench/results/ (hours: the frontier trains every model over ten seeds).
+# Figures depend on the machine: bench/README.md says which machine each committed file comes from.
 bench: $(VENV)/.installed-dev data
 	mkdir -p bench/results
-	$(BIN)/python bench/seeds.py --data-dir $(DATA_DIR) | tee bench/results/seeds.txt
-	$(BIN)/python bench/speed.py --data-dir $(DATA_DIR) | tee bench/results/speed.txt
-	$(BIN)/python bench/workbook.py | tee bench/results/workbook.txt
+	$(BIN)/python -m bench.speed --data-dir $(DATA_DIR) | tee bench/results/speed.txt
+	$(BIN)/python -m bench.tricks | tee bench/results/tricks.txt
+	ONEDNN_MAX_CPU_ISA=AVX2 $(BIN)/python -m bench.tricks | tee bench/results/tricks-avx2.txt
+	$(BIN)/python -m bench.frontier --split test --data-dir $(DATA_DIR) | tee bench/results/frontier.test.md
+	model=$$(mktemp --suffix=.pt) && $(BIN)/python train.py --data-dir $(DATA_DIR) --save-model $$model && \
+		$(BIN)/python -m bench.own_digits --model $$model --data-dir $(DATA_DIR) | tee bench/results/own_digits.txt; \
+		status=$$?; rm -f $$model; exit $$status
 
 data:
 	@if [ ! -e $(DATA_DIR)/MNIST/raw/train-images-idx3-ubyte ] && [ -d $(OFFLINE_MNIST) ]; then \

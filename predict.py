@@ -7,7 +7,7 @@
 
 Each image is a photo or scan of one dark digit on light paper (any size, PNG, JPEG or anything
 else Pillow reads, colour or grey). It is prepared the way MNIST's digits were made
-(utils.prepare_digit) before the model sees it.
+(digits.prepare_digit) before the model sees it.
 
 Output: one line per image, in the order given. Predictions go to stdout; an image that cannot
 be read or holds no digit gets one line `IMAGE: error: REASON` on stderr instead, in its place, and
@@ -29,7 +29,7 @@ def parse_args(argv=None):
         "Exit status 0: all predicted; 1: some image failed; 2: no usable model or bad arguments.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--model", default="digits.pt", metavar="FILE", help="model file written by train.py --save-model (or utils.save_model)")
+    parser.add_argument("--model", default="digits.pt", metavar="FILE", help="model file written by train.py --save-model (or model.save_model)")
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="photo or scan of one dark digit on light paper")
     return parser.parse_args(argv)
 
@@ -37,17 +37,18 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     # Imported only now: loading torch takes seconds, and --help or a usage error needs none of it.
-    import utils
+    import digits
+    import model as models
 
     try:
-        model = utils.load_model(args.model, "cpu")  # a few images: the CPU answers sooner than a GPU starts
-    except utils.ModelFileError as error:
+        model = models.load_model(args.model, "cpu")  # a few images: the CPU answers sooner than a GPU starts
+    except models.ModelFileError as error:
         print(f"predict.py: error: {error}", file=sys.stderr)
         return cli.USAGE_ERROR
 
     failed = False
-    for path, result in zip(args.images, utils.predict_digits(model, "cpu", args.images, skip_unreadable=True)):
-        if isinstance(result, utils.DigitImageError):
+    for path, result in zip(args.images, digits.predict_digits(model, "cpu", args.images, skip_unreadable=True)):
+        if isinstance(result, digits.DigitImageError):
             failed = True
             print(f"{path}: error: {result.reason}", file=sys.stderr, flush=True)
         else:

@@ -18,12 +18,8 @@ import model as models
 import utils
 
 
-def count_parameters(model):
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
 def parse_args(argv=None):
-    names = ", ".join(f"{name} ({count_parameters(cls()):,} parameters)" for name, cls in models.MODELS.items())
+    names = ", ".join(f"{name} ({models.count_parameters(cls()):,} parameters)" for name, cls in models.MODELS.items())
     parser = cli.ArgumentParser(prog="train.py", description="Train an MNIST classifier from model.py.")
     parser.add_argument("--model", choices=list(models.MODELS), default="OptimizedNet", metavar="NAME",
                         help=f"which model, trained with its own recipe: {names} (default: OptimizedNet)")
@@ -71,7 +67,7 @@ def run(args):
         sys.exit(f"train.py: error: {error}")
 
     model = models.MODELS[args.model]()
-    params = count_parameters(model)
+    params = models.count_parameters(model)
     precision = utils.precision(device, recipe)
     print(f"{args.model}: {params} parameters, device {device}, torch {torch.__version__}, seed {args.seed}, "
           f"training in {'bfloat16 autocast' if precision == 'bfloat16' else 'float32'}")
@@ -102,7 +98,7 @@ def run(args):
         if args.save_model and weights:
             if interrupted:  # back to the last completed epoch; a finished run keeps fit's final model (its EMA, if any)
                 model.load_state_dict(weights)
-            utils.save_model(model, args.save_model)
+            models.save_model(model, args.save_model)
     except OSError as error:
         sys.exit(f"train.py: error: could not write output: {error}")
 

@@ -16,7 +16,6 @@ import datetime
 
 from xlsxwriter import Workbook
 from xlsxwriter.utility import quote_sheetname, xl_col_to_name
-from xlsxwriter.worksheet import Worksheet
 
 from cli import save_atomically
 from .network import INITIAL_WEIGHTS, INPUTS, TARGETS
@@ -72,32 +71,19 @@ def _write(path, runs):
     try:
         wb.set_properties({"created": DOCUMENT_DATE})
         formats = _Formats(wb)
-        _inputs_sheet(wb.add_worksheet("Inputs", _Worksheet), formats)
-        derivation = wb.add_worksheet("Derivation", _Worksheet)
+        _inputs_sheet(wb.add_worksheet("Inputs"), formats)
+        derivation = wb.add_worksheet("Derivation")
         for eta, rows in runs.items():
-            _rate_sheet(wb.add_worksheet(sheet_name(eta), _Worksheet), formats, eta, rows)
+            _rate_sheet(wb.add_worksheet(sheet_name(eta)), formats, eta, rows)
         first_eta = next(iter(runs))
         _derivation_sheet(derivation, formats, first_eta, runs[first_eta])
-        _compare_sheet(wb, wb.add_worksheet("Compare", _Worksheet), formats, runs)
-        _check_sheet(wb.add_worksheet("Check", _Worksheet), formats, runs)
+        _compare_sheet(wb, wb.add_worksheet("Compare"), formats, runs)
+        _check_sheet(wb.add_worksheet("Check"), formats, runs)
         wb.close()
     finally:
         # If building or closing failed, the object must not try to write the
         # file again when it is garbage-collected (XlsxWriter's destructor does).
         wb.fileclosed = True
-
-
-class _Worksheet(Worksheet):
-    """A worksheet that stores formulas as written.
-
-    XlsxWriter runs some 30 regular expressions over every formula to prefix
-    Excel 365 functions with _xlfn.; these formulas use none, and skipping
-    that halves the time to write the workbook. (If XlsxWriter renames this
-    private method, the override is merely unused.)
-    """
-
-    def _prepare_formula(self, formula, expand_future_functions=False):
-        return formula[1:] if formula.startswith("=") else formula
 
 
 class _Formats:

@@ -1,15 +1,12 @@
-"""What the benchmarks share: the machine's description and one seeded training run, summarised."""
+"""What the benchmarks share: the target, the machine's description and one training step to time."""
 
 import os
 import platform
-import sys
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import utils  # noqa: E402
-from model import OptimizedNet  # noqa: E402
+import utils
+from model import MODELS
 
 TARGET = 99.4
 
@@ -23,27 +20,14 @@ def machine():
     )
 
 
-def run(recipe, seed, data_dir, verbose=False):
-    """Train OptimizedNet with `recipe` from `seed`; return a summary of the history.
-
-    verbose: show the progress bars and per-epoch lines (kept out of the benchmark's own output).
-    """
-    device = utils.get_device()
-    utils.set_seed(seed)
-    train_loader, test_loader = utils.get_data_loaders(data_dir, device, recipe)
-    history = utils.fit(OptimizedNet(), device, train_loader, test_loader, recipe, verbose=verbose)
-    elapsed, first_epoch, first_seconds = 0.0, None, None
-    for entry in history:
-        elapsed += entry["seconds"]
-        if first_epoch is None and entry["test_acc"] >= TARGET:
-            first_epoch, first_seconds = entry["epoch"], elapsed
-    return dict(
-        seed=seed,
-        history=history,
-        first_epoch=first_epoch,
-        first_seconds=first_seconds,
-        final=history[-1]["test_acc"],
-        best=max(entry["test_acc"] for entry in history),
-        total_seconds=elapsed,
-        seconds_per_epoch=elapsed / len(history),
-    )
+def training_step(name, batch_size, channels_last=True, compile=False, bfloat16=False):
+    """A function that runs one training step of MODELS[name] on one fixed batch of random images
+    (utils.train, SGD): what bench/frontier.py's CPU times and bench/tricks.py measure."""
+    torch.manual_seed(0)
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    model = MODELS[name]().to(memory_format=layout)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    if compile:
+        model = torch.compile(model)
+    batch = [(torch.randn(batch_size, 1, 28, 28).to(memory_format=layout), torch.randint(0, 10, (batch_size,)))]
+    return lambda: utils.train(model, torch.device("cpu"), batch, optimizer, bfloat16=bfloat16, verbose=False)

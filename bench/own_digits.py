@@ -4,10 +4,10 @@ Each MNIST test digit is redrawn as a photo of dark ink on light paper: a canvas
 wide and high, the digit 35-85% of the canvas's shorter side, placed anywhere on it, paper of
 shade 150-255 with a light gradient and noise, ink of shade 10-90 (never pure black), half of them
 in colour (yellowish paper), half saved as PNG and half as JPEG (quality 60-95). The files are then
-read back exactly as predict.py reads them (file -> utils.prepare_digit -> utils.predict_digits).
+read back exactly as predict.py reads them (file -> digits.prepare_digit -> digits.predict_digits).
 
     python train.py --save-model digits.pt
-    python bench/own_digits.py --model digits.pt --data-dir data
+    python -m bench.own_digits --model digits.pt --data-dir data
 
 Seeded: the same arguments draw the same photos. Prints accuracy overall and by paper shade,
 canvas size, file format and digit, beside the model's accuracy on the MNIST test images as they
@@ -24,8 +24,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-import common  # puts the repository on sys.path
-import utils  # noqa: E402
+import digits
+import model as models
+import utils
+from bench.common import machine
 
 TARGET = 97.0
 PAPER_BUCKETS = [(150, 184), (185, 219), (220, 255)]
@@ -76,7 +78,7 @@ def bucket_name(value, buckets):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m bench.own_digits", description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--model", required=True, metavar="FILE", help="model saved by train.py --save-model")
     parser.add_argument("--data-dir", help="folder holding MNIST/raw/ (default: data/ beside utils.py)")
     parser.add_argument("--count", type=int, default=10_000, help="how many test digits to redraw (the first COUNT)")
@@ -84,13 +86,13 @@ def main():
     parser.add_argument("--keep", metavar="FOLDER", help="write the photos to FOLDER and keep them (default: a temporary folder)")
     args = parser.parse_args()
 
-    model = utils.load_model(args.model, "cpu")
+    model = models.load_model(args.model, "cpu")
     _, test_set = utils.load_mnist_datasets(args.data_dir)
-    digits, labels = test_set.data[: args.count].numpy(), test_set.targets[: args.count].numpy()
+    test_images, labels = test_set.data[: args.count].numpy(), test_set.targets[: args.count].numpy()
 
     # The model on the test images as they are, for comparison.
-    as_is = torch.from_numpy(digits).unsqueeze(1).float().div(255).sub(utils.MNIST_MEAN).div(utils.MNIST_STD)
-    as_is_right = sum(digit == label for (digit, _), label in zip(utils.predict_digits(model, "cpu", list(as_is)), labels))
+    as_is = torch.from_numpy(test_images).unsqueeze(1).float().div(255).sub(utils.MNIST_MEAN).div(utils.MNIST_STD)
+    as_is_right = sum(digit == label for (digit, _), label in zip(digits.predict_digits(model, "cpu", list(as_is)), labels))
 
     with tempfile.TemporaryDirectory() as temporary:
         folder = args.keep or temporary
@@ -98,7 +100,7 @@ def main():
         start = time.perf_counter()
         rng = np.random.default_rng(args.seed)
         paths, drawn = [], []
-        for index, digit in enumerate(digits):
+        for index, digit in enumerate(test_images):
             picture, options, facts = draw_photo(digit, rng)
             path = os.path.join(folder, f"{index:05d}-{labels[index]}.{facts['format']}")
             picture.save(path, **options)
@@ -108,16 +110,16 @@ def main():
 
         start = time.perf_counter()
         predicted, failures = [], 0
-        for path, result in zip(paths, utils.predict_digits(model, "cpu", paths, skip_unreadable=True)):
-            if isinstance(result, utils.DigitImageError):
+        for path, result in zip(paths, digits.predict_digits(model, "cpu", paths, skip_unreadable=True)):
+            if isinstance(result, digits.DigitImageError):
                 failures += 1
                 print(f"{path}: error: {result.reason}")
-            predicted.append(-1 if isinstance(result, utils.DigitImageError) else result[0])
+            predicted.append(-1 if isinstance(result, digits.DigitImageError) else result[0])
         predicted = np.array(predicted)
         read_seconds = time.perf_counter() - start
 
     right = predicted == labels
-    print(f"Machine: {common.machine()}")
+    print(f"Machine: {machine()}")
     print(f"Command: python {' '.join(sys.argv)}")
     print(f"Model: {type(model).__name__} from {args.model}; on the {len(labels)} MNIST test images as they are: "
           f"{100 * as_is_right / len(labels):.2f}%")

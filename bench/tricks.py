@@ -1,16 +1,19 @@
-"""What channels-last, torch.compile and batch size cost or save in a training run's time.
+"""What bfloat16 autocast, channels-last, torch.compile and batch size cost or save in a training
+run's time.
 
-    python bench/tricks.py --models Net8k OptimizedNet | tee bench/results/tricks.txt
+    python -m bench.tricks | tee bench/results/tricks.txt
+    ONEDNN_MAX_CPU_ISA=AVX2 python -m bench.tricks | tee bench/results/tricks-avx2.txt   # a CPU without AVX512
 
-For each model, float32 training steps (utils.train on one batch of random images, SGD) are
-timed for each variant, all in this process. The variants take turns, a few steps each, round
+For each model, training steps (utils.train on one batch of random images, SGD) are timed for
+each variant, all in this process. The variants take turns, a few steps each, round
 after round, so that a machine whose speed drifts slows them all alike; a variant's step time is
 the median over all its rounds. "s per run" = that step time x the steps of the model's recipe
 (epochs x 60,000 / batch) + the variant's one-off cost: what its first steps took beyond ordinary
 ones, which for torch.compile is the compilation (into a fresh cache folder, as on a first run).
-Augmentation and evaluation are left out: they are the same for every variant. What these tricks
-do to accuracy (label smoothing, EMA of weights, test-time augmentation, batch size) is measured
-by bench/frontier.py on the held-out split.
+Augmentation and evaluation are left out: they are the same for every variant. The reference is
+float32; "bfloat16 autocast" is what utils.fit uses where utils.bfloat16_is_fast says so, and
+under an ONEDNN_MAX_CPU_ISA cap below AVX512_CORE_BF16 it shows what emulated bfloat16 would cost.
+What these tricks do to accuracy is measured by bench/frontier.py on the held-out split.
 """
 
 import argparse
@@ -22,17 +25,18 @@ import time
 
 import torch
 
-from common import machine, utils
-from frontier import training_step
+import utils
+from bench.common import machine, training_step
 from model import MODELS, RECIPES
 
 WARM_UP = 10  # steps before timing: oneDNN picks its kernels, torch.compile compiles
 VARIANTS = {
-    "channels-last (recipe)": dict(channels_last=True, compile=False, batch_size=256),
-    "default layout": dict(channels_last=False, compile=False, batch_size=256),
-    "channels-last + torch.compile": dict(channels_last=True, compile=True, batch_size=256),
-    "batch 128": dict(channels_last=True, compile=False, batch_size=128),
-    "batch 512": dict(channels_last=True, compile=False, batch_size=512),
+    "float32, channels-last": dict(channels_last=True, compile=False, batch_size=256, bfloat16=False),
+    "bfloat16 autocast": dict(channels_last=True, compile=False, batch_size=256, bfloat16=True),
+    "default layout": dict(channels_last=False, compile=False, batch_size=256, bfloat16=False),
+    "torch.compile": dict(channels_last=True, compile=True, batch_size=256, bfloat16=False),
+    "batch 128": dict(channels_last=True, compile=False, batch_size=128, bfloat16=False),
+    "batch 512": dict(channels_last=True, compile=False, batch_size=512, bfloat16=False),
 }
 
 
@@ -44,13 +48,13 @@ def seconds_per_step(step, count):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m bench.tricks", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=["Net8k", "OptimizedNet"], choices=list(MODELS))
     parser.add_argument("--rounds", type=int, default=8, help="turns each variant takes (default: 8)")
     parser.add_argument("--steps", type=int, default=8, help="timed steps per variant per round (default: 8)")
     args = parser.parse_args()
     logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)  # "No CUDA runtime is found" on CPU machines
-    print(f"Machine: {machine()}, {torch.get_num_threads()} threads, float32")
+    print(f"Machine: {machine()}, {torch.get_num_threads()} threads")
     for name in args.models:
         recipe = dict(utils.RECIPE, **RECIPES[name])
         with tempfile.TemporaryDirectory() as cache:
@@ -58,7 +62,7 @@ def main():
             variants, warm_up = {}, {}
             for label, settings in VARIANTS.items():
                 try:
-                    step = training_step(name, settings["batch_size"], settings["channels_last"], settings["compile"])
+                    step = training_step(name, **settings)
                     warm_up[label] = seconds_per_step(step, WARM_UP) * WARM_UP
                     variants[label] = step
                 except Exception as error:  # torch.compile needs a working C++ compiler: say so and go on

@@ -3,10 +3,6 @@
 The workbook's own tests (its formulas through LibreOffice and `formulas`) are in test_workbook.py.
 """
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 from backprop import network
@@ -14,7 +10,6 @@ from backprop.__main__ import ERROR_CURVES, ERROR_GRID, NETWORK, WORKBOOK, main
 from backprop.network import (INITIAL_WEIGHTS, RATES, backward, check_iterations,
                               check_rate, forward, train)
 
-ROOT = Path(__file__).resolve().parents[1]
 WEIGHT_SETS = [
     INITIAL_WEIGHTS,
     train(2.0, 50)[-1].weights,                            # part-way through training
@@ -64,14 +59,6 @@ def test_iteration_0_equals_published_values():
     assert abs(b.dE_dw1 - 0.000188255667) < 1e-12
 
 
-def test_hidden_gradient_sums_both_paths():
-    # The classic copy-paste bug uses one path only, or w6 where w7 belongs.
-    b = backward(INITIAL_WEIGHTS, forward(INITIAL_WEIGHTS))
-    w5, w7 = INITIAL_WEIGHTS[4], INITIAL_WEIGHTS[6]
-    assert b.dE_da_h1 == pytest.approx(b.dE_do1 * w5 + b.dE_do2 * w7, abs=1e-18)
-    assert b.dE_dw1 == pytest.approx(b.dE_da_h1 * b.da_h1_dh1 * network.INPUTS[0], abs=1e-18)
-
-
 def test_train_steps_against_the_gradient_and_error_falls():
     for eta in RATES:
         rows = train(eta, 100)
@@ -118,19 +105,14 @@ def test_good_input_is_accepted():
     assert check_iterations("100") == 100 and check_iterations(100.0) == 100
 
 
-def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "backprop", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
-
-
 @pytest.mark.parametrize("args", [
     ["--rates", "abc"], ["--rates", "0"], ["--rates", "-1"], ["--rates", "nan"],
     ["--rates", "inf"], ["--rates", "0.5", "0.5"], ["--iterations", "abc"],
     ["--iterations", "0"], ["--iterations", "-3"], ["--iterations", "inf"],
     ["--iterations", "2.5"],
 ])
-def test_cli_bad_input_is_one_line_on_stderr(tmp_path, args):
-    result = run_cli("--out", str(tmp_path / "out"), *args)
+def test_cli_bad_input_is_one_line_on_stderr(tmp_path, run_python, args):
+    result = run_python("-m", "backprop", "--out", str(tmp_path / "out"), *args)
     assert result.returncode == 2  # argparse's usage-error status, as in train.py and predict.py
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
@@ -138,10 +120,10 @@ def test_cli_bad_input_is_one_line_on_stderr(tmp_path, args):
     assert not (tmp_path / "out").exists()
 
 
-def test_cli_out_under_a_file_fails_cleanly(tmp_path):
+def test_cli_out_under_a_file_fails_cleanly(tmp_path, run_python):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a directory")
-    result = run_cli("--out", str(blocker / "out"), "--iterations", "5")
+    result = run_python("-m", "backprop", "--out", blocker / "out", "--iterations", "5")
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
@@ -165,8 +147,8 @@ def test_command_writes_all_outputs(outputs, capsys):
     assert not [p for p in outputs.iterdir() if ".tmp" in p.name]
 
 
-def test_cli_prints_error_table(tmp_path):
-    result = run_cli("--out", str(tmp_path), "--iterations", "100", "--rates", "0.5", "2")
+def test_cli_prints_error_table(tmp_path, run_python):
+    result = run_python("-m", "backprop", "--out", str(tmp_path), "--iterations", "100", "--rates", "0.5", "2")
     assert result.returncode == 0, result.stderr
     assert "iter 100" in result.stdout
     assert f"{train(2.0, 100)[-1].forward.E_total:13.6e}" in result.stdout
@@ -184,8 +166,7 @@ def test_sweep_prints_table_and_best_rate(capsys):
     assert "lowest E_total after 20 iterations" in printed
 
 
-def test_sweep_bad_rate_is_one_line_on_stderr():
-    result = subprocess.run([sys.executable, "-m", "backprop.sweep", "--rates", "-2"], cwd=ROOT,
-                            capture_output=True, text=True, timeout=60)
+def test_sweep_bad_rate_is_one_line_on_stderr(run_python):
+    result = run_python("-m", "backprop.sweep", "--rates", "-2")
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr

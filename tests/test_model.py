@@ -1,9 +1,13 @@
+"""model.py: the models' contract, layers and numbers, the registry, and model files."""
+
+import os
+
 import pytest
 import torch
 import torch.nn as nn
 
 import utils
-from model import MODELS, RECIPES, OptimizedNet
+from model import MODELS, RECIPES, ModelFileError, OptimizedNet, count_parameters, load_model, save_model
 
 
 def test_parameter_count_is_under_20k():
@@ -85,6 +89,7 @@ def test_registry_lists_each_model_once_with_a_recipe():
 def test_family_parameter_counts(name):
     model = MODELS[name]()
     assert sum(p.numel() for p in model.parameters() if p.requires_grad) == FAMILY_PARAMETERS[name]
+    assert count_parameters(model) == FAMILY_PARAMETERS[name]
 
 
 @pytest.mark.parametrize("name", sorted(FAMILY_PARAMETERS))
@@ -95,21 +100,6 @@ def test_family_outputs_ten_logits_and_uses_batchnorm_and_gap(name):
     assert any(isinstance(m, (nn.AdaptiveAvgPool2d, nn.AvgPool2d)) for m in modules)
     with torch.no_grad():
         assert model(torch.randn(3, 1, 28, 28)).shape == (3, 10)
-
-
-def test_frontier_counts_multiply_adds_per_image():
-    """bench/frontier.py's hook-based count, against OptimizedNet's layers added up by hand:
-    conv1 14*14*16*9 + conv2 12*12*16*16*9 + conv3 10*10*32*16*9 + transition 10*10*16*32
-    + conv4 8*8*16*16*9 + conv5 6*6*24*16*9 + conv6 4*4*24*24*9 + fc 24*10."""
-    import importlib.util
-    import pathlib
-
-    path = pathlib.Path(__file__).resolve().parent.parent / "bench" / "frontier.py"
-    spec = importlib.util.spec_from_file_location("frontier", path)
-    frontier = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(frontier)
-    assert frontier.count_macs(OptimizedNet()) == 1_227_056
-    assert frontier.count_parameters(OptimizedNet()) == 19_018
 
 
 # ----------------------------------------------------------------------------------------------
@@ -156,3 +146,96 @@ def test_a_fixed_seed_gives_a_fixed_output(name):
     with torch.no_grad():
         output = model(images)
     assert torch.allclose(output, torch.tensor(FIXED_OUTPUT[name]), rtol=0, atol=1e-6), output.tolist()
+
+
+# ----------------------------------------------------------------------------------------------
+# Model files: save_model and load_model
+# ----------------------------------------------------------------------------------------------
+
+
+def trained_looking_model(seed=0):
+    """OptimizedNet with random weights and BatchNorm statistics, so a lost tensor would show."""
+    torch.manual_seed(seed)
+    model = OptimizedNet()
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            if tensor.is_floating_point():
+                tensor.copy_(torch.rand_like(tensor) + 0.5)
+    return model
+
+
+def same_weights(first, second):
+    a, b = first.state_dict(), second.state_dict()
+    return a.keys() == b.keys() and all(torch.equal(a[key], b[key]) for key in a)
+
+
+def test_save_and_load_a_model(tmp_path):
+    model = trained_looking_model()
+    path = tmp_path / "digits.pt"
+    save_model(model.train(), path)
+    assert os.listdir(tmp_path) == ["digits.pt"]  # no temporary file left
+    record = torch.load(path, map_location="cpu", weights_only=True)
+    assert record["class"] == "OptimizedNet"
+    loaded = load_model(path)
+    assert isinstance(loaded, OptimizedNet) and not loaded.training
+    assert same_weights(model, loaded) and next(loaded.parameters()).device.type == "cpu"
+
+
+def test_a_failed_save_leaves_the_old_file(tmp_path, monkeypatch):
+    path = tmp_path / "digits.pt"
+    path.write_bytes(b"the old model")
+
+    def fail_halfway(record, file):
+        open(file, "wb").write(b"half a model")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", fail_halfway)
+    with pytest.raises(OSError, match="disk full"):
+        save_model(OptimizedNet(), path)
+    assert os.listdir(tmp_path) == ["digits.pt"] and path.read_bytes() == b"the old model"
+
+
+def test_a_plain_state_dict_loads(tmp_path):
+    model = trained_looking_model(1)
+    path = tmp_path / "plain.pt"
+    torch.save(model.state_dict(), path)  # what train.py --save-model wrote
+    loaded = load_model(str(path), torch.device("cpu"))
+    assert isinstance(loaded, OptimizedNet) and not loaded.training and same_weights(model, loaded)
+
+
+def test_a_model_saved_on_a_gpu_loads_on_the_cpu(tmp_path, monkeypatch):
+    import torch.serialization
+
+    model = trained_looking_model(2)
+    path = tmp_path / "gpu.pt"
+    with monkeypatch.context() as patch:  # write the file as a CUDA machine would: tensors tagged cuda:0
+        patch.setattr(torch.serialization, "location_tag", lambda storage: "cuda:0")
+        torch.save(model.state_dict(), path)
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="CUDA"):
+            torch.load(path, weights_only=True)  # the file does need mapping
+    loaded = load_model(path, "cpu")
+    assert same_weights(model, loaded) and next(loaded.parameters()).device.type == "cpu"
+
+
+def test_unusable_model_files_name_the_file(tmp_path):
+    def saved(name, content):
+        path = tmp_path / name
+        torch.save(content, path)
+        return path
+
+    good = OptimizedNet().state_dict()
+    random_bytes = tmp_path / "random.pt"
+    random_bytes.write_bytes(os.urandom(500))
+    cases = {
+        tmp_path / "missing.pt": "no such model file",
+        random_bytes: "not a model file",
+        saved("numbers.pt", {"a": 1}): "holds no model",
+        saved("function.pt", {"class": "conv_block", "state_dict": good}): "no model class",
+        saved("import.pt", {"class": "nn", "state_dict": good}): "no model class",
+        saved("short.pt", {key: value for key, value in list(good.items())[1:]}): "do not fit OptimizedNet",
+    }
+    for path, complaint in cases.items():
+        with pytest.raises(ModelFileError, match=complaint) as error:
+            load_model(path)
+        assert str(path) in str(error.value) and "\n" not in str(error.value)

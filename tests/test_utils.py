@@ -1,3 +1,8 @@
+"""utils.py: MNIST files and loaders, augmentation, the recipe, the train/test loops, fit.
+
+Each test pins a behaviour with numbers written out, on tiny synthetic data.
+"""
+
 import math
 import os
 import re
@@ -9,6 +14,9 @@ import torch.nn.functional as F
 
 import utils
 from fake_mnist import TEST_SIZE, TRAIN_SIZE, make_mnist_folder, write_idx
+
+CPU = torch.device("cpu")
+NO_AUGMENTATION = dict(max_rotation=0.0, max_shift=0.0, scale_range=(1.0, 1.0))
 
 
 # --- data ----------------------------------------------------------------------------------------
@@ -137,7 +145,7 @@ def test_a_few_steps_lower_the_loss(bfloat16):
     assert mean_losses[2] < 0.6 * mean_losses[0]
 
 
-def test_schedules():
+def test_make_optimizer_builds_onecycle_and_steplr_and_refuses_others():
     model = nn.Linear(2, 2)
     _, onecycle = utils.make_optimizer(model, utils.RECIPE, steps_per_epoch=10)
     assert isinstance(onecycle, torch.optim.lr_scheduler.OneCycleLR)
@@ -233,20 +241,7 @@ def test_bfloat16_is_not_chosen_when_onednn_is_capped_below_it(monkeypatch, cap)
     assert utils.precision(torch.device("cpu")) == "float32"
 
 
-def test_bfloat16_follows_the_hardware_without_a_cap(monkeypatch):
-    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
-    capabilities = torch.cpu.get_capabilities()
-    has_bfloat16 = bool(capabilities.get("avx512_bf16") or capabilities.get("amx_bf16"))
-    assert utils.bfloat16_is_fast(torch.device("cpu")) is has_bfloat16
-    assert utils.precision(torch.device("cpu"), dict(utils.RECIPE, bfloat16=False)) == "float32"
-
-
 # --- the data folder, from anywhere ---------------------------------------------------------------
-
-
-def test_default_data_folder_is_beside_utils_whatever_the_working_directory(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    assert utils.DEFAULT_DATA_DIR == os.path.join(os.path.dirname(os.path.abspath(utils.__file__)), "data")
 
 
 def test_missing_data_from_another_folder_names_it_and_leaves_no_folder(tmp_path, monkeypatch, no_download):
@@ -355,62 +350,6 @@ def test_predict_and_test_agree():
     assert utils.test(FixedLogits(), torch.device("cpu"), loader, verbose=False)[1] == pytest.approx(80.0)
 
 
-def test_model_summary_leaves_the_model_where_it_is(capsys):
-    from model import OptimizedNet
-
-    model = OptimizedNet().to(memory_format=torch.channels_last)
-    utils.model_summary(model, torch.device("cpu"))
-    assert "Total params: 19,018" in capsys.readouterr().out
-    assert next(model.parameters()).device.type == "cpu" and model.conv1[0].weight.is_contiguous(memory_format=torch.channels_last)
-
-
-# --- plots ------------------------------------------------------------------------------------------
-
-
-def test_accuracy_axis_shows_a_one_epoch_run_at_95_percent():
-    history = [dict(epoch=1, lr=0.1, train_loss=0.4, train_acc=88.0, test_loss=0.2, test_acc=95.0, seconds=1.0)]
-    figure = utils.plot_history(history)
-    accuracy_axis = figure.axes[1]
-    low, high = accuracy_axis.get_ylim()
-    assert low < 88.0 and high == 100
-    assert 1 in accuracy_axis.get_xticks()
-
-
-def test_accuracy_axis_ticks_every_epoch():
-    history = [dict(epoch=e, lr=0.1, train_loss=0.1, train_acc=99.0, test_loss=0.02, test_acc=99.5, seconds=1.0) for e in range(1, 9)]
-    ticks = utils.plot_history(history).axes[1].get_xticks()
-    assert set(range(1, 9)) <= set(ticks)
-
-
-@pytest.mark.parametrize("pipeline", ["tensor", "torchvision"])
-def test_plot_samples_works_for_both_pipelines(tiny_mnist, pipeline):
-    recipe = dict(utils.RECIPE, pipeline=pipeline, batch_size=64)
-    train_loader, _ = utils.get_data_loaders(str(tiny_mnist), torch.device("cpu"), recipe)
-    figure = utils.plot_samples(train_loader, count=5)
-    titles = [axis.get_title() for axis in figure.axes if axis.get_title()]
-    assert len(titles) == 15 and titles[5].endswith("aug.")
-
-
-@pytest.mark.parametrize("pipeline", ["tensor", "torchvision"])
-def test_plot_misclassified_shows_the_wrong_ones(tiny_mnist, pipeline):
-    recipe = dict(utils.RECIPE, pipeline=pipeline)
-    _, test_loader = utils.get_data_loaders(str(tiny_mnist), torch.device("cpu"), recipe)
-    targets = torch.cat([labels for _, labels in test_loader])
-    predictions = targets.clone()
-    predictions[[3, 7]] = (targets[[3, 7]] + 1) % 10
-    figure = utils.plot_misclassified(test_loader, predictions, targets)
-    titles = [axis.get_title() for axis in figure.axes if axis.get_title()]
-    assert titles == [f"true {targets[i]} / pred {(targets[i] + 1) % 10}" for i in (3, 7)]
-
-
-def test_confusion_matrix_counts_are_readable_on_dark_cells():
-    targets = torch.tensor([3] * 50 + [5] * 4 + [1])
-    predictions = torch.tensor([8] * 40 + [3] * 10 + [6] * 4 + [1])
-    figure = utils.plot_confusion_matrix(predictions, targets)
-    colors = {text.get_text(): text.get_color() for text in figure.axes[0].texts}
-    assert colors["40"] == "white" and colors["4"] == "black" and colors["10"] == "gray"
-
-
 # --- label smoothing, EMA of weights, test-time augmentation ---------------------------------------
 
 
@@ -487,10 +426,6 @@ def test_test_time_augmentation_averages_the_image_and_its_four_shifts(capsys):
 
 # --- what training sees: every image once per epoch, shuffled, augmented as the recipe asks ------
 # Each test here fails on a bug that leaves training running with plausible numbers.
-
-CPU = torch.device("cpu")
-NO_AUGMENTATION = dict(max_rotation=0.0, max_shift=0.0, scale_range=(1.0, 1.0))
-
 
 def as_stored(images):
     """Normalised batches back to the uint8 pixels of the files (exact for unaugmented images)."""
@@ -625,13 +560,6 @@ def test_evaluation_runs_in_eval_mode_and_restores_the_mode(evaluation):
         assert model.training is mode  # and the model left as it was
         assert torch.equal(model.layers[2].running_mean, torch.zeros(10))  # BatchNorm learnt nothing
     assert figures[0] == figures[1]  # the same figures whatever the mode before
-
-
-def test_predict_digits_runs_in_eval_mode_and_restores_the_mode():
-    for mode in (True, False):
-        model = RecordsMode().train(mode)
-        utils.predict_digits(model, CPU, [torch.randn(1, 28, 28) for _ in range(3)])
-        assert model.modes and not any(model.modes) and model.training is mode
 
 
 def test_train_switches_to_training_mode():

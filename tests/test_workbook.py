@@ -3,8 +3,8 @@ recalculated by two independent engines, LibreOffice headless and the Python pac
 `formulas`, each compared row by row with a float64 computation written out here.
 
 The engines run on a short workbook (SHORT_ITERATIONS rows, two rates), unmodified and
-after edits; LibreOffice also runs on the full-size one. bench/workbook.py runs both
-engines on the full-size workbook. The LibreOffice tests skip when soffice is missing,
+after edits; LibreOffice also runs on the full-size one, and `formulas` does too in the test
+marked slow (minutes: `make test-slow`). The LibreOffice tests skip when soffice is missing,
 unless REQUIRE_LIBREOFFICE=1.
 """
 
@@ -25,8 +25,6 @@ from backprop.network import RATES, train
 from backprop.workbook import (COLUMN, DERIVATION, FORWARD, GRADIENTS, HEADER_ROW, INPUT_CELL,
                                WEIGHTS, row_of, sheet_name, write_workbook)
 
-ROOT = Path(__file__).resolve().parents[1]
-COMMITTED = ROOT / "backprop" / "output" / WORKBOOK
 SHORT_ITERATIONS = 8
 SHORT_RATES = (0.5, 2.0)
 UNUSED_RATE = 0.37                 # a rate the project never writes
@@ -112,7 +110,7 @@ def files(tmp_path_factory):
 
 # --- the file, without a spreadsheet engine ----------------------------------
 
-def test_layout(files):
+def test_rate_sheets_hold_live_formulas_that_read_the_rate_and_the_inputs(files):
     wb = load_workbook(files["full"])
     assert wb.sheetnames == (["Inputs", "Derivation"] + [sheet_name(eta) for eta in RATES]
                              + ["Compare", "Check"])
@@ -178,10 +176,10 @@ def test_writing_twice_gives_identical_bytes(tmp_path):
         assert "2024-01-01T00:00:00Z" in z.read("docProps/core.xml").decode()
 
 
-def test_committed_workbook_matches_a_fresh_build(files):
+def test_committed_workbook_matches_a_fresh_build(files, root):
     """backprop/output/ holds what the command writes today, formulas and stored values."""
     for data_only in (False, True):
-        committed = load_workbook(COMMITTED, data_only=data_only, read_only=True)
+        committed = load_workbook(root / "backprop" / "output" / WORKBOOK, data_only=data_only, read_only=True)
         fresh = load_workbook(files["full"], data_only=data_only, read_only=True)
         assert committed.sheetnames == fresh.sheetnames
         for ws in fresh.worksheets:
@@ -412,3 +410,18 @@ def test_screenshot_renders_the_workbook(files, tmp_path):
     render(files["full"], png, sheet_name(RATES[0]), "A1:T24", dpi=60)
     width, height = Image.open(png).size
     assert width > 2 * height > 100            # a wide strip of cells, margins cropped
+
+
+# --- the full-size workbook through `formulas` (minutes: make test-slow) ------------------------
+
+@pytest.mark.slow
+def test_formulas_full_workbook_unmodified_and_after_editing_a_rate(files):
+    compute = formulas_engine(files["full"])
+    check_unmodified(compute(), RATES, DEFAULT_ITERATIONS)
+    edited_sheet = sheet_name(0.5)
+    value = compute({(edited_sheet, "B1"): UNUSED_RATE})
+    assert_sheet_equals(value, edited_sheet, reference(UNUSED_RATE, DEFAULT_ITERATIONS))
+    for eta in RATES:
+        if sheet_name(eta) != edited_sheet:  # the other sheets keep their own rate
+            assert_sheet_equals(value, sheet_name(eta), reference(eta, DEFAULT_ITERATIONS))
+    assert value("Check", "B3").startswith("EDITED")

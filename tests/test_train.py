@@ -8,12 +8,7 @@ import sys
 import pytest
 
 import train
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def run_train(*args):
-    return subprocess.run([sys.executable, "train.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+from model import OptimizedNet, load_model
 
 
 @pytest.mark.parametrize(
@@ -31,19 +26,19 @@ def run_train(*args):
         (["--model", "NoSuchNet"], "--model"),
     ],
 )
-def test_bad_arguments_give_one_clear_line(args, complaint):
-    result = run_train(*args)
+def test_bad_arguments_give_one_clear_line(run_python, args, complaint):
+    result = run_python("train.py", *args)
     assert result.returncode == 2  # argparse's usage-error status, as everywhere in the project
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and complaint in result.stderr
 
 
-def test_corrupt_data_folder_gives_one_clear_line(tmp_path):
+def test_corrupt_data_folder_gives_one_clear_line(tmp_path, run_python):
     raw = tmp_path / "MNIST" / "raw"
     raw.mkdir(parents=True)
     for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
         (raw / name).write_bytes(b"\x00" * 10)
-    result = run_train("--data-dir", str(tmp_path))
+    result = run_python("train.py", "--data-dir", tmp_path)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and str(raw) in result.stderr
 
@@ -55,9 +50,9 @@ def test_missing_data_names_the_folder(tmp_path, no_download, capsys):
     assert str(tmp_path / "nothing-here" / "MNIST" / "raw") in str(exit_info.value.code)
 
 
-def test_a_short_run_writes_history_and_weights(tiny_mnist, tmp_path):
+def test_a_short_run_writes_history_and_weights(tiny_mnist, tmp_path, run_python):
     history_file, weights_file = tmp_path / "run.json", tmp_path / "model.pt"
-    result = run_train("--epochs", "2", "--seed", "3", "--data-dir", str(tiny_mnist), "--history-out", str(history_file), "--save-model", str(weights_file))
+    result = run_python("train.py", "--epochs", "2", "--seed", "3", "--data-dir", str(tiny_mnist), "--history-out", str(history_file), "--save-model", str(weights_file))
     assert result.returncode == 0, result.stderr
     assert "Test set: Average loss:" in result.stdout and "Train: Loss=" in result.stderr
     record = json.loads(history_file.read_text())
@@ -65,13 +60,7 @@ def test_a_short_run_writes_history_and_weights(tiny_mnist, tmp_path):
     assert [epoch["epoch"] for epoch in record["epochs"]] == [1, 2]
     for key in ("train_loss", "train_acc", "test_loss", "test_acc", "seconds"):
         assert isinstance(record["epochs"][-1][key], float)
-    import torch
-
-    from model import OptimizedNet
-
-    import utils
-
-    OptimizedNet().load_state_dict(utils.load_model(str(weights_file)).state_dict())
+    OptimizedNet().load_state_dict(load_model(str(weights_file)).state_dict())
     assert "after 2 epochs," in result.stdout
     assert not [name for name in os.listdir(tmp_path) if name.startswith(".")]  # no temporary files left
 
@@ -95,12 +84,10 @@ def test_one_epoch_is_singular(tiny_mnist, capsys):
 def test_the_seed_decides_the_run(tiny_mnist, tmp_path):
     import torch
 
-    import utils
-
     def weights(seed, name):
         path = tmp_path / name
         train.main(["--epochs", "1", "--batch-size", "128", "--seed", str(seed), "--data-dir", str(tiny_mnist), "--save-model", str(path)])
-        return torch.cat([value.flatten().float() for value in utils.load_model(str(path)).state_dict().values()])
+        return torch.cat([value.flatten().float() for value in load_model(str(path)).state_dict().values()])
 
     first, again, other = weights(5, "a.pt"), weights(5, "b.pt"), weights(6, "c.pt")
     assert torch.equal(first, again) and not torch.equal(first, other)
@@ -115,12 +102,12 @@ def test_each_model_trains_for_one_batch(tiny_mnist, tmp_path, name):
     assert record["model"] == name and len(record["epochs"]) == 1
 
 
-def test_help_lists_the_models_with_their_sizes():
-    result = run_train("--help")
+def test_help_lists_the_models_with_their_sizes(run_python):
+    result = run_python("train.py", "--help")
     assert result.returncode == 0 and "OptimizedNet (19,018 parameters)" in " ".join(result.stdout.split())
 
 
-def test_ctrl_c_exits_130_and_keeps_the_completed_epochs(tiny_mnist, tmp_path):
+def test_ctrl_c_exits_130_and_keeps_the_completed_epochs(tiny_mnist, tmp_path, root):
     import signal
     import time
 
@@ -128,7 +115,7 @@ def test_ctrl_c_exits_130_and_keeps_the_completed_epochs(tiny_mnist, tmp_path):
     process = subprocess.Popen(
         [sys.executable, "-u", "train.py", "--epochs", "500", "--batch-size", "64", "--data-dir", str(tiny_mnist),
          "--history-out", str(history_file), "--save-model", str(weights_file)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     completed, deadline = 0, time.monotonic() + 240
     # The third epoch's test line comes after the second epoch was recorded: two are complete.
@@ -142,7 +129,5 @@ def test_ctrl_c_exits_130_and_keeps_the_completed_epochs(tiny_mnist, tmp_path):
     record = json.loads(history_file.read_text())
     assert record["interrupted"] is True and len(record["epochs"]) >= 2
     assert [entry["epoch"] for entry in record["epochs"]] == list(range(1, len(record["epochs"]) + 1))
-    import utils
-
-    utils.load_model(str(weights_file))  # the weights after the last completed epoch
+    load_model(str(weights_file))  # the weights after the last completed epoch
     assert not [name for name in os.listdir(tmp_path) if name.startswith(".")]
