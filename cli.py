@@ -10,6 +10,7 @@ import math
 import os
 import sys
 import tempfile
+import warnings
 
 USAGE_ERROR, FAILURE, INTERRUPTED = 2, 1, 130
 
@@ -19,6 +20,21 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message):
         self.exit(USAGE_ERROR, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def hide_torch_storage_warning():
+    """Hide torch 2.1's "TypedStorage is deprecated" warning about its own code, for predict.py.
+
+    torch 2.1's torch.load(weights_only=True) reads each tensor's dtype from a legacy storage
+    class (torch.FloatStorage), and that access warns that TypedStorage is deprecated: a note
+    about torch's internals (2.2 stopped) that tells the person running a command nothing, and
+    would put a line among predict.py's one line per image. No call avoids it, since every file
+    torch.save writes names those classes, and weights_only=False would run whatever the file holds.
+    Only that message, only when raised from torch's own modules: the same warning caused by
+    this project's code would still show. Called by the command line, never on import, so code
+    that imports the project keeps its own warning filters.
+    """
+    warnings.filterwarnings("ignore", message="TypedStorage is deprecated", category=UserWarning, module=r"torch\.")
 
 
 def checked(check):

@@ -58,6 +58,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    cli.hide_torch_storage_warning()  # torch 2.1 prints it from inside torch.load: one line per image
     try:
         sys.exit(main())
     except KeyboardInterrupt:

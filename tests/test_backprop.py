@@ -152,6 +152,8 @@ def test_cli_prints_error_table(tmp_path, run_python):
     assert result.returncode == 0, result.stderr
     assert "iter 100" in result.stdout
     assert f"{train(2.0, 100)[-1].forward.E_total:13.6e}" in result.stdout
+    assert result.stderr == ""  # nothing from matplotlib, openpyxl or XlsxWriter, on any supported version
+    assert [line.split()[0] for line in result.stdout.splitlines()] == ["E_total", "eta", "eta", "wrote"]
 
 
 # --- the sweep ----------------------------------------------------------------

@@ -61,6 +61,26 @@ def test_predict_from_the_command_line(photos, model_file, run_python):
     assert [bool(LINE.match(line)) for line in lines] == [True, False, True, False, False]
 
 
+def test_predict_hides_only_torchs_own_typed_storage_warning():
+    # torch 2.1's torch.load(weights_only=True) warns "TypedStorage is deprecated" from inside torch:
+    # predict.py hides that (test_predict_from_the_command_line sees no such line on torch 2.1), and
+    # the filter is narrow enough to leave the same message from the project's code and any other.
+    import warnings
+
+    import cli
+
+    message = "TypedStorage is deprecated. It will be removed in the future and UntypedStorage will be the only storage class."
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cli.hide_torch_storage_warning()
+        warnings.warn_explicit(message, UserWarning, "torch/_utils.py", 831, module="torch._utils")
+        warnings.warn_explicit(message, UserWarning, "utils.py", 1, module="utils")
+        warnings.warn_explicit(message, DeprecationWarning, "torch/storage.py", 1, module="torch.storage")
+        warnings.warn_explicit("Something else", UserWarning, "torch/serialization.py", 1, module="torch.serialization")
+    assert [(warning.filename, warning.category) for warning in caught] == [
+        ("utils.py", UserWarning), ("torch/storage.py", DeprecationWarning), ("torch/serialization.py", UserWarning)]
+
+
 def test_predict_without_a_usable_model(tmp_path, photos, capsys):
     broken = tmp_path / "broken.pt"
     broken.write_bytes(b"not a model")

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -9,6 +10,17 @@ import pytest
 
 import train
 from model import OptimizedNet, load_model
+
+OWN_LINES = re.compile(
+    r"\w+: \d+ parameters, device \w+, torch \S+, seed \d+, training in (bfloat16 autocast|float32)"
+    r"|Recipe: .*|Epoch \d+/\d+  lr=\d\.\d{5}|Test set: Average loss: .*|Final test accuracy .*")
+
+
+def assert_only_its_own_lines(result):
+    """Nothing from a library among train.py's lines: no warning, on any supported torch."""
+    assert [line for line in result.stdout.splitlines() if not OWN_LINES.fullmatch(line)] == []
+    progress = [part for part in re.split(r"[\r\n]", result.stderr) if part.strip()]  # tqdm redraws with \r
+    assert progress and [part for part in progress if not re.match(r"Epoch \d+ Train: ", part)] == [], result.stderr
 
 
 @pytest.mark.parametrize(
@@ -63,6 +75,14 @@ def test_a_short_run_writes_history_and_weights(tiny_mnist, tmp_path, run_python
     OptimizedNet().load_state_dict(load_model(str(weights_file)).state_dict())
     assert "after 2 epochs," in result.stdout
     assert not [name for name in os.listdir(tmp_path) if name.startswith(".")]  # no temporary files left
+    assert_only_its_own_lines(result)
+
+
+def test_the_torchvision_pipeline_prints_only_its_own_lines(tiny_mnist, run_python):
+    # torchvision.datasets.MNIST, PIL transforms and DataLoader workers: more library code to hear from.
+    result = run_python("train.py", "--epochs", "1", "--pipeline", "torchvision", "--data-dir", tiny_mnist)
+    assert result.returncode == 0, result.stderr
+    assert_only_its_own_lines(result)
 
 
 def test_history_states_precision_device_and_torch(tiny_mnist, tmp_path):

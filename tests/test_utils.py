@@ -807,6 +807,14 @@ def test_bfloat16_is_chosen_only_where_the_cpu_computes_it(monkeypatch, capabili
     assert utils.precision(CPU, utils.RECIPE) == ("bfloat16" if expected else "float32")
 
 
+def test_bfloat16_is_not_chosen_when_torch_cannot_tell(monkeypatch):
+    # Without torch.cpu.get_capabilities (torch 2.1 to at least 2.8), the CPU's bfloat16 support is unknown: float32.
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    monkeypatch.delattr(torch.cpu, "get_capabilities", raising=False)
+    assert utils.bfloat16_is_fast(CPU) is False
+    assert utils.precision(CPU) == "float32"
+
+
 def test_utils_copied_alone_finds_data_beside_itself_from_another_folder(tmp_path):
     import shutil
     import subprocess
