@@ -6,7 +6,10 @@ import platform
 import torch
 
 import utils
+from bench.seed_models import SEED_MODELS
 from model import MODELS
+
+ARCHITECTURES = {**MODELS, **SEED_MODELS}  # what the benchmarks can train: the family and the seed models
 
 TARGET = 99.4
 
@@ -21,11 +24,11 @@ def machine():
 
 
 def training_step(name, batch_size, channels_last=True, compile=False, bfloat16=False):
-    """A function that runs one training step of MODELS[name] on one fixed batch of random images
+    """A function that runs one training step of ARCHITECTURES[name] on one fixed batch of random images
     (utils.train, SGD): what bench/frontier.py's CPU times and bench/tricks.py measure."""
     torch.manual_seed(0)
     layout = torch.channels_last if channels_last else torch.contiguous_format
-    model = MODELS[name]().to(memory_format=layout)
+    model = ARCHITECTURES[name]().to(memory_format=layout)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     if compile:
         model = torch.compile(model)

@@ -25,8 +25,9 @@ import torch
 import torch.nn as nn
 
 import utils
-from bench.common import TARGET, training_step
-from model import MODELS, RECIPES, count_parameters
+from bench.common import ARCHITECTURES, TARGET, training_step
+from bench.seed_models import REPORTED
+from model import RECIPES, count_parameters
 
 HOLDOUT = 10_000  # the last 10,000 training images, when --split holdout
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
@@ -111,13 +112,13 @@ def parse_overrides(pairs):
 
 def run_one(name, seed, split, data_dir, extra_overrides):
     device = utils.get_device()
-    recipe = dict(utils.RECIPE, **{**RECIPES[name], **extra_overrides})  # --set wins over the registry
+    recipe = dict(utils.RECIPE, **{**RECIPES.get(name, {}), **extra_overrides})  # --set wins over the registry
     unknown = set(recipe) - set(utils.RECIPE)
     if unknown:
         raise ValueError(f"Recipe keys utils.fit does not know: {sorted(unknown)}")
     utils.set_seed(seed)
     train_loader, eval_loader = split_loaders(data_dir, split, recipe, device)
-    model = MODELS[name]()
+    model = ARCHITECTURES[name]()
 
     def echo(entry):  # one timestamped line per epoch on stderr, so a long run shows progress
         print(f"  {time.strftime('%H:%M:%S')} {name} seed {seed} epoch {entry['epoch']}: "
@@ -138,7 +139,7 @@ def run_one(name, seed, split, data_dir, extra_overrides):
         epochs=recipe["epochs"],
         batch_size=recipe["batch_size"],
         precision=utils.precision(device, recipe),
-        overrides={**RECIPES[name], **extra_overrides},
+        overrides={**RECIPES.get(name, {}), **extra_overrides},
         final_plain=final_by_shifts[0],  # one pass per image
         final_tta=final_by_shifts[1],  # averaged over each image and its four 1-pixel shifts
         curve=[entry["test_acc"] for entry in history],
@@ -168,7 +169,7 @@ def summarise(records):
     for (name, overrides, precision), group in groups.items():
         by_seed = {r["seed"]: r for r in group}  # a seed run twice counts once (the later run)
         group = [by_seed[s] for s in sorted(by_seed)]
-        registry = name in RECIPES and overrides == json.dumps(RECIPES[name], sort_keys=True)
+        registry = overrides == json.dumps(RECIPES.get(name, {}), sort_keys=True)
         variant = " ".join(f"{k}={v}" for k, v in sorted(json.loads(overrides).items())) or "default recipe"
         row = dict(model=name, variant=variant + (" (registry)" if registry else ""), registry=registry,
                    precision=precision, seeds=[r["seed"] for r in group],
@@ -229,6 +230,11 @@ def plot(rows, split, plot_dir):
                           fmt="o", capsize=4,
                           label=f"{r['model']} ({r['params']:,} params, {r['epochs']} ep, {len(r['seeds'])} seeds, {r['precision']})")
             axis.scatter([x] * len(plain["finals"]), plain["finals"], s=8, color="gray", alpha=0.5, zorder=3)
+        for (name, reported), marker in zip(REPORTED.items(), ("*", "X")):  # the seed models' own single runs
+            x = next((r[x_key] for r in rows if r["model"] == name), None)
+            if x is not None and split == "test":
+                axis.scatter([x], [reported["accuracy"]], marker=marker, s=120, color="black", zorder=4,
+                             label=f"{name}: {reported['label']} (its authors' recipe)")
         axis.axhline(TARGET, color="red", linestyle="--", linewidth=1, label=f"{TARGET}%")
         if x_key == "params":
             axis.set_xscale("log")
@@ -249,7 +255,8 @@ def plot(rows, split, plot_dir):
 def main():
     parser = argparse.ArgumentParser(prog="python -m bench.frontier", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", help="folder holding MNIST/raw/ (default: data/ beside utils.py)")
-    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS), metavar="NAME")
+    parser.add_argument("--models", nargs="+", default=list(ARCHITECTURES), choices=list(ARCHITECTURES), metavar="NAME",
+                        help=f"models to train (default: all of {', '.join(ARCHITECTURES)}; the seed models with the default recipe)")
     parser.add_argument("--seeds", type=int, nargs="+", default=list(range(1, 11)))
     parser.add_argument("--split", choices=("holdout", "test"), default="holdout")
     parser.add_argument("--plot-dir", default=RESULTS)

@@ -19,3 +19,15 @@ def test_each_benchmark_runs_as_a_module(run_python, name):
     result = run_python("-m", f"bench.{name}", "--help")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"usage: python -m bench.{name} ")
+
+
+@pytest.mark.parametrize("name, parameters", [("SeedNetA", 18_594), ("SeedNetB", 17_882)])
+def test_the_seed_models_have_their_published_parameter_counts(name, parameters):
+    import torch
+
+    from bench.seed_models import SEED_MODELS
+    from model import count_parameters
+
+    model = SEED_MODELS[name]()
+    assert count_parameters(model) == parameters
+    assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
