@@ -9,7 +9,7 @@ from PIL import Image, ImageDraw
 
 import digits
 from model import OptimizedNet
-from photos import BACKGROUND, FULL_INK, check_mnist_like, draw_digit, ink_of, save
+from photos import FULL_INK, check_mnist_like, draw_digit, ink_of, save
 
 
 @pytest.mark.parametrize("mode", ["RGB", "L", "RGBA"])

@@ -14,7 +14,6 @@ import re
 import shutil
 import zipfile
 from pathlib import Path
-from xml.etree import ElementTree
 
 import pytest
 from openpyxl import load_workbook
