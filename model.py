@@ -1,6 +1,6 @@
-"""OptimizedNet, a small MNIST classifier (19,018 parameters) built for fast training on a CPU,
-narrower models of the same layout (MODELS, RECIPES), and saving and loading them (save_model,
-load_model)."""
+"""OptimizedNet, a small MNIST classifier (19,018 parameters) built for fast training on a CPU, a
+family of smaller models (MODELS, each with its changes to the recipe in RECIPES), and saving and
+loading them (save_model, load_model). Every measured figure quoted here is in bench/results/."""
 
 import contextlib
 import os
@@ -10,11 +10,13 @@ import torch.nn as nn
 
 
 def conv_block(in_channels, out_channels, dropout=0.0, **conv_args):
-    """3x3 convolution, BatchNorm, ReLU, then (optionally) channel dropout."""
+    """3x3 convolution, BatchNorm, SiLU, then (optionally) channel dropout."""
     layers = [
         nn.Conv2d(in_channels, out_channels, kernel_size=3, bias=False, **conv_args),  # BatchNorm adds the bias
         nn.BatchNorm2d(out_channels),
-        nn.ReLU(),
+        # SiLU (x * sigmoid(x)) rather than ReLU: chosen on the held-out split, where it gave every
+        # model here a higher final accuracy for a few percent more time per step.
+        nn.SiLU(),
     ]
     if dropout:
         # Dropout2d drops whole feature maps, drawing one random number per channel rather than
@@ -23,40 +25,7 @@ def conv_block(in_channels, out_channels, dropout=0.0, **conv_args):
     return nn.Sequential(*layers)
 
 
-# ----------------------------------------------------------------------------------------------
-# The family: one layout (stride-2 stem, 1x1 transition, global average pooling, Linear head) at
-# several widths. OptimizedNet is the default; the smaller ones are the frontier of issue 10.
-# ----------------------------------------------------------------------------------------------
-
-
-class CompactNet(nn.Module):
-    """The project's layout with the channel widths given: (c1, c2, c3, t, c4, c5, c6).
-
-    conv1 (3x3, stride 2, padding 1) -> conv2 -> conv3 -> transition (1x1, c3 -> t) -> conv4 ->
-    conv5 -> conv6 -> global average pooling -> Linear(c6, 10); the shapes and receptive fields
-    are in OptimizedNet's table. `dropout` (Dropout2d) follows conv2, conv3 and conv4 when not 0.
-    """
-
-    def __init__(self, channels, dropout=0.0):
-        super().__init__()
-        c1, c2, c3, t, c4, c5, c6 = channels
-        self.conv1 = conv_block(1, c1, stride=2, padding=1)
-        self.conv2 = conv_block(c1, c2, dropout)
-        self.conv3 = conv_block(c2, c3, dropout)
-        self.transition = nn.Conv2d(c3, t, kernel_size=1, bias=False)
-        self.conv4 = conv_block(t, c4, dropout)
-        self.conv5 = conv_block(c4, c5)
-        self.conv6 = conv_block(c5, c6)
-        self.gap = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(c6, 10)
-
-    def forward(self, x):
-        x = self.conv3(self.conv2(self.conv1(x)))
-        x = self.conv6(self.conv5(self.conv4(self.transition(x))))
-        return self.fc(self.gap(x).flatten(1))
-
-
-class OptimizedNet(CompactNet):
+class OptimizedNet(nn.Module):
     """Convolutions with BatchNorm and Dropout, a 1x1 transition, global average pooling and a
     fully connected layer. `forward` returns logits (train with `F.cross_entropy`).
 
@@ -64,74 +33,113 @@ class OptimizedNet(CompactNet):
     |-------------|-------------------------------|--------------------|-----------------|
     | input       |                               | 1 x 28 x 28        | 1               |
     | conv1       | 3x3, stride 2, padding 1      | 16 x 14 x 14       | 3               |
-    | conv2       | 3x3                           | 16 x 12 x 12       | 7               |
-    | conv3       | 3x3                           | 32 x 10 x 10       | 11              |
+    | conv2       | 3x3, Dropout2d                | 16 x 12 x 12       | 7               |
+    | conv3       | 3x3, Dropout2d                | 32 x 10 x 10       | 11              |
     | transition  | 1x1 (32 -> 16 channels)       | 16 x 10 x 10       | 11              |
-    | conv4       | 3x3                           | 16 x 8 x 8         | 15              |
+    | conv4       | 3x3, Dropout2d                | 16 x 8 x 8         | 15              |
     | conv5       | 3x3                           | 24 x 6 x 6         | 19              |
     | conv6       | 3x3                           | 24 x 4 x 4         | 23              |
     | gap         | global average pooling        | 24 x 1 x 1         | 29              |
     | fc          | Linear(24, 10)                | 10                 | 29              |
 
-    After conv1 every step moves 2 input pixels, so each 3x3 convolution widens the receptive
-    field by 4; the average over the final 4x4 map spans 29 pixels, the whole 28x28 digit.
+    Each 3x3 convolution is followed by BatchNorm and SiLU (conv_block). After conv1 every step
+    moves 2 input pixels, so each 3x3 convolution widens the receptive field by 4; the average over
+    the final 4x4 map spans 29 pixels, the whole 28x28 digit.
 
     Why the first convolution has stride 2: on a CPU the layers at full 28x28 resolution cost the
-    most (their BatchNorm and ReLU touch every pixel of every channel), and MNIST digits lose
-    nothing that matters at 14x14 once 16 filters have looked at each 3x3 patch.
+    most (their BatchNorm and activation touch every pixel of every channel), and MNIST digits
+    lose nothing that matters at 14x14 once 16 filters have looked at each 3x3 patch. The 1x1
+    transition mixes conv3's 32 maps into 16 at a ninth of a 3x3 layer's cost.
     """
 
     def __init__(self, dropout=0.05):
-        # The 1x1 transition halves the channels before the next 3x3 layers, mixing the 32 maps
-        # into 16 at a ninth of a 3x3 layer's cost.
-        super().__init__((16, 16, 32, 16, 16, 24, 24), dropout)
+        super().__init__()
+        self.conv1 = conv_block(1, 16, stride=2, padding=1)
+        self.conv2 = conv_block(16, 16, dropout)
+        self.conv3 = conv_block(16, 32, dropout)
+        self.transition = nn.Conv2d(32, 16, kernel_size=1, bias=False)
+        self.conv4 = conv_block(16, 16, dropout)
+        self.conv5 = conv_block(16, 24)
+        self.conv6 = conv_block(24, 24)
+        self.gap = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(24, 10)
+
+    def forward(self, x):
+        x = self.conv3(self.conv2(self.conv1(x)))
+        x = self.conv6(self.conv5(self.conv4(self.transition(x))))
+        return self.fc(self.gap(x).flatten(1))
 
 
-class Net8k(CompactNet):
-    """7,706 parameters: channels 8, 12, 16, 1x1 to 8, 12, 16, 14; 474,028 multiply-adds per image.
+# ----------------------------------------------------------------------------------------------
+# The smaller models: the same plan (a stride-2 stem, 3x3 layers down to 4x4, global average
+# pooling, a Linear head) with depthwise-separable layers, which buy two to three times the width
+# for the same parameters. On the held-out split that beat OptimizedNet's layout at every size.
+# ----------------------------------------------------------------------------------------------
 
-    With RECIPES["Net8k"], test set, final epoch, seeds 1-10: mean 99.51%, min 99.41%, all 10 seeds
-    >= 99.40% (bench/results/frontier.test.md); tested once per image instead: mean 99.48%, min 99.33%.
+
+class SeparableNet(nn.Module):
+    """A stride-2 3x3 stem, then depthwise-separable 3x3 layers, global average pooling, Linear head.
+
+    stem: channels of the first convolution (3x3, stride 2, padding 1: 28x28 -> 14x14), BatchNorm,
+    SiLU. Each width w then adds one separable layer: a depthwise 3x3 convolution (one filter per
+    channel, no padding: the map shrinks by 2) and a 1x1 convolution to w channels, then BatchNorm
+    and SiLU. Five layers take the map from 14x14 to 4x4: the receptive field at the pooling is 29
+    pixels, as OptimizedNet's. A separable layer has c*9 + c*w weights instead of c*w*9.
     """
 
-    def __init__(self, dropout=0.0):
-        super().__init__((8, 12, 16, 8, 12, 16, 14), dropout)
+    def __init__(self, stem, widths):
+        super().__init__()
+        layers = [nn.Conv2d(1, stem, kernel_size=3, stride=2, padding=1, bias=False), nn.BatchNorm2d(stem), nn.SiLU()]
+        channels = stem
+        for width in widths:
+            layers += [
+                nn.Conv2d(channels, channels, kernel_size=3, groups=channels, bias=False),  # depthwise
+                nn.Conv2d(channels, width, kernel_size=1, bias=False),  # pointwise
+                nn.BatchNorm2d(width),
+                nn.SiLU(),
+            ]
+            channels = width
+        self.features = nn.Sequential(*layers)
+        self.gap = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(channels, 10)
+
+    def forward(self, x):
+        return self.fc(self.gap(self.features(x)).flatten(1))
 
 
-class Net6k(CompactNet):
-    """5,562 parameters: channels 8, 10, 12, 1x1 to 8, 10, 12, 14; 344,684 multiply-adds per image.
+class Net8k(SeparableNet):
+    """7,762 parameters: stem 12, separable layers 24, 32, 40, 40, 40 (maps 14 -> 12 -> 10 -> 8 -> 6 -> 4)."""
 
-    With RECIPES["Net6k"], test set, final epoch, seeds 1-10: mean 99.43%, min 99.37%, 7 of 10 >= 99.40%.
-    """
-
-    def __init__(self, dropout=0.0):
-        super().__init__((8, 10, 12, 8, 10, 12, 14), dropout)
+    def __init__(self):
+        super().__init__(12, (24, 32, 40, 40, 40))
 
 
-class Net4k(CompactNet):
-    """3,736 parameters: channels 6, 8, 10, 1x1 to 6, 8, 10, 12; 221,760 multiply-adds per image.
+class Net6k(SeparableNet):
+    """5,786 parameters: stem 12, separable layers 20, 28, 32, 32, 36."""
 
-    With RECIPES["Net4k"], test set, final epoch, seeds 1-10: mean 99.36%, min 99.24%, max 99.45%.
-    """
+    def __init__(self):
+        super().__init__(12, (20, 28, 32, 32, 36))
 
-    def __init__(self, dropout=0.0):
-        super().__init__((6, 8, 10, 6, 8, 10, 12), dropout)
+
+class Net4k(SeparableNet):
+    """3,666 parameters: stem 8, separable layers 16, 24, 24, 24, 24."""
+
+    def __init__(self):
+        super().__init__(8, (16, 24, 24, 24, 24))
 
 
 # The family in one place: `python train.py --model NAME` and the notebook's MODEL parameter
 # train MODELS[NAME]() with dict(utils.RECIPE, **RECIPES[NAME]), the keys of utils.RECIPE that
-# each model changes. OptimizedNet keeps the project's default recipe.
+# each model changes; bench/results/frontier.test.md has their measured accuracy.
 MODELS = {"OptimizedNet": OptimizedNet, "Net8k": Net8k, "Net6k": Net6k, "Net4k": Net4k}
-# Chosen on a held-out split (train on the first 50,000 training images, validate on the last
-# 10,000; bench/results/frontier.holdout.md), never on the test set. Net8k, final epoch, mean of
-# seeds 1-4: weight decay 1e-4 instead of 5e-4 (99.32% -> 99.40% on seed 1: models this small
-# underfit rather than overfit), lighter augmentation (99.373% against 99.355% tested once per
-# image) and test-time augmentation, averaging each test image and its four 1-pixel shifts
-# (99.455%, lowest seed 99.43%; the default augmentation with it: 99.417% over seeds 2-4). Label
-# smoothing, a lower peak lr, an EMA of the weights and batch 128 did not help. The same recipe is
-# used for Net6k and Net4k.
+# The small models' recipe, chosen on the held-out split (train on the first 50,000 training
+# images, score the final epoch on the last 10,000; bench/README.md), never on the test set: more
+# epochs (19, the assignment's limit being under 20), weight decay 1e-4 (models this small underfit
+# rather than overfit), lighter augmentation, and BatchNorm's biases at 10 times the learning rate.
+# In float32 everywhere, as they were chosen and measured.
 SMALL_MODEL_RECIPE = dict(
-    epochs=15, weight_decay=1e-4, max_rotation=6.0, max_shift=0.08, scale_range=(0.94, 1.06), test_shifts=1,
+    epochs=19, weight_decay=1e-4, max_rotation=6.0, max_shift=0.08, scale_range=(0.94, 1.06), bn_bias_lr_factor=10.0,
+    bfloat16=False,
 )
 RECIPES = {
     "OptimizedNet": {},

@@ -38,10 +38,12 @@ DEFAULT_DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "dat
 
 # The project's training recipe: every hyperparameter in one place. train.py, the notebook and
 # bench/ all start from it. It is read-only, so that one notebook cell cannot change the defaults
-# of every later call; make a changed copy instead: dict(utils.RECIPE, epochs=2).
+# of every later call; make a changed copy instead: dict(utils.RECIPE, epochs=2). Its values were
+# chosen on a held-out part of the training set, never on the test set (bench/README.md).
 RECIPE = MappingProxyType(
     dict(
-        epochs=8,
+        epochs=6,  # with the light augmentation below, as accurate as 8 epochs of the heavier one
+
         batch_size=256,
         test_batch_size=1000,
         schedule="onecycle",  # "onecycle": stepped every batch; "step": StepLR, stepped every epoch
@@ -51,14 +53,15 @@ RECIPE = MappingProxyType(
         momentum=0.9,
         nesterov=True,
         weight_decay=5e-4,
+        bn_bias_lr_factor=1.0,  # BatchNorm's biases learn at this many times the learning rate (weight decay divided by it)
         label_smoothing=0.0,  # share of each target spread over the other classes (F.cross_entropy)
         ema_decay=0.0,  # > 0: test and keep an exponential moving average of the weights, updated every batch
         test_shifts=0,  # > 0: test-time augmentation, averaging each test image and its 4 shifts by this many pixels
         channels_last=True,  # memory layout of the model's weights and activations: faster convolutions
         bfloat16=True,  # train under bfloat16 autocast where the hardware computes it fast (bfloat16_is_fast)
-        max_rotation=10.0,  # degrees, training augmentation only
-        max_shift=0.1,  # fraction of the image size
-        scale_range=(0.9, 1.1),
+        max_rotation=5.0,  # degrees, training augmentation only
+        max_shift=0.05,  # fraction of the image size
+        scale_range=(0.95, 1.05),
         pipeline="tensor",  # "tensor": data held as tensors, augmented per batch; "torchvision": DataLoader
     )
 )
@@ -343,8 +346,17 @@ def make_optimizer(model, recipe, steps_per_epoch):
     Returns (optimizer, scheduler). A "onecycle" scheduler is meant to be stepped after every
     batch (pass it to `train` as batch_scheduler); a "step" one once per epoch, by the caller.
     """
+    # BatchNorm's biases shift whole feature maps; small models learn faster when they move
+    # quicker than the weights. Their weight decay is divided by the same factor, so that the
+    # decay per step (learning rate x weight decay) stays what it is for every parameter.
+    factor = recipe["bn_bias_lr_factor"]
+    bn_biases = {id(m.bias) for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.bias is not None}
+    groups = [dict(params=[p for p in model.parameters() if factor == 1 or id(p) not in bn_biases], lr=recipe["lr"])]
+    if factor != 1:
+        groups.append(dict(params=[p for p in model.parameters() if id(p) in bn_biases], lr=recipe["lr"] * factor,
+                           weight_decay=recipe["weight_decay"] / factor))
     optimizer = torch.optim.SGD(
-        model.parameters(),
+        groups,
         lr=recipe["lr"],
         momentum=recipe["momentum"],
         nesterov=recipe["nesterov"],
@@ -353,7 +365,7 @@ def make_optimizer(model, recipe, steps_per_epoch):
     if recipe["schedule"] == "onecycle":
         scheduler = torch.optim.lr_scheduler.OneCycleLR(
             optimizer,
-            max_lr=recipe["lr"],
+            max_lr=[group["lr"] for group in groups],
             epochs=recipe["epochs"],
             steps_per_epoch=steps_per_epoch,
             pct_start=recipe["warmup_fraction"],

@@ -685,6 +685,17 @@ def test_the_classic_loop_follows_the_schedule_at_every_step(schedule, rates):
     assert loader.rates == pytest.approx(rates, abs=1e-7)
 
 
+def test_batchnorm_biases_learn_at_the_recipes_factor_with_their_decay_divided():
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2))
+    recipe = dict(utils.RECIPE, schedule="step", lr=0.1, weight_decay=1e-3, bn_bias_lr_factor=10.0)
+    optimizer, _ = utils.make_optimizer(model, recipe, steps_per_epoch=1)
+    groups = {tuple(id(p) for p in group["params"]): (group["lr"], group["weight_decay"]) for group in optimizer.param_groups}
+    assert groups == {
+        (id(model[0].weight), id(model[0].bias), id(model[1].weight)): pytest.approx((0.1, 1e-3)),
+        (id(model[1].bias),): pytest.approx((1.0, 1e-4)),
+    }
+
+
 # --- every key of the recipe reaches the code it names ---------------------------------------------
 
 
@@ -745,6 +756,7 @@ RECIPE_CHANGES = {
     "momentum": (0.5, "weights"),
     "nesterov": (False, "weights"),
     "weight_decay": (0.05, "weights"),
+    "bn_bias_lr_factor": (10.0, "weights"),
     "label_smoothing": (0.2, "train_loss"),
     "ema_decay": (0.5, "weights"),
     "test_shifts": (1, "test_loss"),
