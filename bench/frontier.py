@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 
@@ -77,6 +78,17 @@ def cpu_ms_per_step(name, batch_size, bfloat16, steps=20):
             times.append(time.process_time() - start)
     torch.set_num_threads(threads)
     return 1000 * statistics.median(times)
+
+
+def cpu_ms_per_step_capped(isa_cap, name, batch_size, bfloat16):
+    """cpu_ms_per_step in a child process whose oneDNN runs under ONEDNN_MAX_CPU_ISA=isa_cap (None: no cap)."""
+    env = {key: value for key, value in os.environ.items() if key != "ONEDNN_MAX_CPU_ISA"}
+    if isa_cap:
+        env["ONEDNN_MAX_CPU_ISA"] = isa_cap
+    code = f"from bench.frontier import cpu_ms_per_step; print(cpu_ms_per_step({name!r}, {batch_size}, {bfloat16}))"
+    repository = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    child = subprocess.run([sys.executable, "-c", code], env=env, cwd=repository, capture_output=True, text=True, check=True)
+    return float(child.stdout.split()[-1])
 
 
 def split_loaders(data_dir, split, recipe, device):
@@ -139,6 +151,7 @@ def run_one(name, seed, split, data_dir, extra_overrides):
         epochs=recipe["epochs"],
         batch_size=recipe["batch_size"],
         precision=utils.precision(device, recipe),
+        isa_cap=os.environ.get("ONEDNN_MAX_CPU_ISA"),  # e.g. AVX2: a float32 run as on a laptop without AVX512
         overrides={**RECIPES.get(name, {}), **extra_overrides},
         final_plain=final_by_shifts[0],  # one pass per image
         final_tta=final_by_shifts[1],  # averaged over each image and its four 1-pixel shifts
@@ -163,7 +176,8 @@ def summarise(records):
     """
     groups = {}
     for record in records:
-        key = (record["model"], json.dumps(record["overrides"], sort_keys=True), record["precision"])
+        precision = record["precision"] + (f" ({record['isa_cap']} cap)" if record.get("isa_cap") else "")
+        key = (record["model"], json.dumps(record["overrides"], sort_keys=True), precision)
         groups.setdefault(key, []).append(record)
     rows = []
     for (name, overrides, precision), group in groups.items():
@@ -172,7 +186,7 @@ def summarise(records):
         registry = overrides == json.dumps(RECIPES.get(name, {}), sort_keys=True)
         variant = " ".join(f"{k}={v}" for k, v in sorted(json.loads(overrides).items())) or "default recipe"
         row = dict(model=name, variant=variant + (" (registry)" if registry else ""), registry=registry,
-                   precision=precision, seeds=[r["seed"] for r in group],
+                   precision=precision, isa_cap=group[0].get("isa_cap"), seeds=[r["seed"] for r in group],
                    wall_seconds=statistics.mean(r["seconds"] for r in group),
                    **{key: group[0][key] for key in ("params", "macs", "epochs", "batch_size")})
         for way in ("plain", "tta"):
@@ -286,7 +300,11 @@ def main():
     for r in rows:
         key = (r["model"], r["batch_size"], r["precision"])
         if key not in step_ms:
-            step_ms[key] = cpu_ms_per_step(r["model"], r["batch_size"], bfloat16=r["precision"] == "bfloat16")
+            bfloat16 = r["precision"].startswith("bfloat16")
+            if r["isa_cap"] == os.environ.get("ONEDNN_MAX_CPU_ISA"):
+                step_ms[key] = cpu_ms_per_step(r["model"], r["batch_size"], bfloat16)
+            else:  # oneDNN reads the cap once per process: measure that row in a child process under it
+                step_ms[key] = cpu_ms_per_step_capped(r["isa_cap"], r["model"], r["batch_size"], bfloat16)
         r["cpu_ms_step"] = step_ms[key]
         r["cpu_seconds"] = r["cpu_ms_step"] * (-(-train_size // r["batch_size"])) * r["epochs"] / 1000
     print_table(rows, args.split)
