@@ -262,7 +262,7 @@ def plot(rows, split, plot_dir):
         axis.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
         figure.tight_layout()
         os.makedirs(plot_dir, exist_ok=True)
-        figure.savefig(os.path.join(plot_dir, filename), dpi=110)
+        figure.savefig(os.path.join(plot_dir, filename), dpi=110, bbox_inches="tight")  # the legend sits below the axes
         plt.close(figure)
 
 
