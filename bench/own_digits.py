@@ -120,7 +120,7 @@ def main():
 
     right = predicted == labels
     print(f"Machine: {machine()}")
-    print(f"Command: python {' '.join(sys.argv)}")
+    print(f"Command: python -m bench.own_digits {' '.join(sys.argv[1:])}")
     print(f"Model: {type(model).__name__} from {args.model}; on the {len(labels)} MNIST test images as they are: "
           f"{100 * as_is_right / len(labels):.2f}%")
     print(f"Photos: {len(labels)} (seed {args.seed}), {sum(f['format'] == 'png' for f in drawn)} PNG and "
