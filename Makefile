@@ -44,6 +44,9 @@ bench: $(VENV)/.installed-dev data
 	$(BIN)/python -m bench.speed --data-dir $(DATA_DIR) | tee bench/results/speed.txt
 	$(BIN)/python -m bench.tricks | tee bench/results/tricks.txt
 	ONEDNN_MAX_CPU_ISA=AVX2 $(BIN)/python -m bench.tricks | tee bench/results/tricks-avx2.txt
+	$(BIN)/python -m bench.profile | tee bench/results/profile.txt
+	ONEDNN_MAX_CPU_ISA=AVX2 $(BIN)/python -m bench.profile | tee bench/results/profile-avx2.txt
+	ONEDNN_MAX_CPU_ISA=AVX2 $(BIN)/python -m bench.frontier --split test --models OptimizedNet --data-dir $(DATA_DIR) > /dev/null
 	$(BIN)/python -m bench.frontier --split test --data-dir $(DATA_DIR) | tee bench/results/frontier.test.md
 	model=$$(mktemp --suffix=.pt) && $(BIN)/python train.py --data-dir $(DATA_DIR) --save-model $$model && \
 		$(BIN)/python -m bench.own_digits --model $$model --data-dir $(DATA_DIR) | tee bench/results/own_digits.txt; \

@@ -43,7 +43,6 @@ DEFAULT_DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "dat
 RECIPE = MappingProxyType(
     dict(
         epochs=6,  # with the light augmentation below, as accurate as 8 epochs of the heavier one
-
         batch_size=256,
         test_batch_size=1000,
         schedule="onecycle",  # "onecycle": stepped every batch; "step": StepLR, stepped every epoch
@@ -101,9 +100,8 @@ def bfloat16_is_fast(device):
 
     True on CUDA GPUs with bfloat16 support and on CPUs whose bfloat16 instructions (AVX512-BF16,
     AMX) oneDNN may use: not when ONEDNN_MAX_CPU_ISA caps it below them. Elsewhere bfloat16 is
-    emulated and slower than float32: on a 2-core AMD EPYC, a training step of OptimizedNet took
-    0.80x the float32 time with its bfloat16 instructions, but 1.50x with oneDNN capped at
-    AVX512_CORE and 7.94x at AVX2 (bench/results/bfloat16.txt).
+    emulated and several times slower than float32 (bench/results/tricks.txt, as the CPU is, against
+    tricks-avx2.txt, under ONEDNN_MAX_CPU_ISA=AVX2).
     """
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
