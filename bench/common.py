@@ -1,7 +1,10 @@
-"""What the benchmarks share: the target, the machine's description and one training step to time."""
+"""What the benchmarks share: the target, the machine's description, one training step to time, and running
+a measurement in a process of its own under another oneDNN ISA cap."""
 
 import os
 import platform
+import subprocess
+import sys
 
 import torch
 
@@ -34,3 +37,18 @@ def training_step(name, batch_size, channels_last=True, compile=False, bfloat16=
         model = torch.compile(model)
     batch = [(torch.randn(batch_size, 1, 28, 28).to(memory_format=layout), torch.randint(0, 10, (batch_size,)))]
     return lambda: utils.train(model, torch.device("cpu"), batch, optimizer, bfloat16=bfloat16, verbose=False)
+
+
+def run_under_isa_cap(isa_cap, *arguments):
+    """Run `python ARGUMENTS` in the repository's folder with oneDNN capped at `isa_cap` (None: not
+    capped, whatever this process runs under); returns the last line it printed.
+
+    oneDNN reads ONEDNN_MAX_CPU_ISA once per process, so a measurement under another cap needs a
+    process of its own.
+    """
+    env = {key: value for key, value in os.environ.items() if key != "ONEDNN_MAX_CPU_ISA"}
+    if isa_cap:
+        env["ONEDNN_MAX_CPU_ISA"] = isa_cap
+    repository = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    child = subprocess.run([sys.executable, *arguments], env=env, cwd=repository, capture_output=True, text=True, check=True)
+    return child.stdout.strip().splitlines()[-1]

@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 
@@ -26,7 +25,7 @@ import torch
 import torch.nn as nn
 
 import utils
-from bench.common import ARCHITECTURES, TARGET, training_step
+from bench.common import ARCHITECTURES, TARGET, run_under_isa_cap, training_step
 from bench.seed_models import REPORTED
 from model import RECIPES, count_parameters
 
@@ -78,17 +77,6 @@ def cpu_ms_per_step(name, batch_size, bfloat16, steps=20):
             times.append(time.process_time() - start)
     torch.set_num_threads(threads)
     return 1000 * statistics.median(times)
-
-
-def cpu_ms_per_step_capped(isa_cap, name, batch_size, bfloat16):
-    """cpu_ms_per_step in a child process whose oneDNN runs under ONEDNN_MAX_CPU_ISA=isa_cap (None: no cap)."""
-    env = {key: value for key, value in os.environ.items() if key != "ONEDNN_MAX_CPU_ISA"}
-    if isa_cap:
-        env["ONEDNN_MAX_CPU_ISA"] = isa_cap
-    code = f"from bench.frontier import cpu_ms_per_step; print(cpu_ms_per_step({name!r}, {batch_size}, {bfloat16}))"
-    repository = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    child = subprocess.run([sys.executable, "-c", code], env=env, cwd=repository, capture_output=True, text=True, check=True)
-    return float(child.stdout.split()[-1])
 
 
 def split_loaders(data_dir, split, recipe, device):
@@ -303,8 +291,9 @@ def main():
             bfloat16 = r["precision"].startswith("bfloat16")
             if r["isa_cap"] == os.environ.get("ONEDNN_MAX_CPU_ISA"):
                 step_ms[key] = cpu_ms_per_step(r["model"], r["batch_size"], bfloat16)
-            else:  # oneDNN reads the cap once per process: measure that row in a child process under it
-                step_ms[key] = cpu_ms_per_step_capped(r["isa_cap"], r["model"], r["batch_size"], bfloat16)
+            else:  # measured in a child process under that row's cap
+                code = f"from bench.frontier import cpu_ms_per_step; print(cpu_ms_per_step({r['model']!r}, {r['batch_size']}, {bfloat16}))"
+                step_ms[key] = float(run_under_isa_cap(r["isa_cap"], "-c", code))
         r["cpu_ms_step"] = step_ms[key]
         r["cpu_seconds"] = r["cpu_ms_step"] * (-(-train_size // r["batch_size"])) * r["epochs"] / 1000
     print_table(rows, args.split)

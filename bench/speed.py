@@ -18,14 +18,12 @@ The ratio is the project's whole run over the conventional pipeline's time to 99
 import argparse
 import json
 import os
-import subprocess
-import sys
 import time
 
 import torch
 
 import utils
-from bench.common import TARGET, machine
+from bench.common import TARGET, machine, run_under_isa_cap
 from model import OptimizedNet
 
 CONVENTIONAL = dict(
@@ -101,15 +99,9 @@ def main():
 
     print(f"Seed {args.seed}; each setting in a fresh process, both pipelines one after the other.")
     rows = {}
+    data_dir = ["--data-dir", os.path.abspath(args.data_dir)] if args.data_dir else []  # the child runs in the repository
     for label, isa in SETTINGS.items():
-        env = dict(os.environ)
-        env.pop("ONEDNN_MAX_CPU_ISA", None)
-        if isa:
-            env["ONEDNN_MAX_CPU_ISA"] = isa
-        command = [sys.executable, "-m", "bench.speed", "--here", "--seed", str(args.seed)]
-        command += ["--data-dir", args.data_dir] if args.data_dir else []
-        output = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
-        rows[label] = result = json.loads(output.strip().splitlines()[-1])
+        rows[label] = result = json.loads(run_under_isa_cap(isa, "-m", "bench.speed", "--here", "--seed", str(args.seed), *data_dir))
         print(f"{label}: {result['machine']}, {result['threads']} threads")
         print(f"  conventional: {result['conventional_curve']}")
         print(f"  project ({result['precision']}): {result['project_curve']}", flush=True)
