@@ -108,136 +108,13 @@ def test_loader_settings_follow_the_device():
     assert utils.loader_settings(torch.device("cuda"))["pin_memory"] is True
 
 
-# --- training and evaluation ---------------------------------------------------------------------
+def test_a_subset_keeps_the_first_images_of_each_set(tiny_mnist):
+    from fake_mnist import synthetic_digits
 
-
-class FixedLogits(nn.Module):
-    """Predicts class 0 for every image whose first pixel is positive, else class 1."""
-
-    def forward(self, images):
-        positive = (images[:, 0, 0, 0] > 0).float()
-        return torch.stack([positive, 1 - positive], dim=1) * 10
-
-
-def test_test_counts_correct_predictions_and_prints_the_line(capsys):
-    images = torch.full((10, 1, 28, 28), -1.0)
-    images[:4] = 1.0  # predicted class 0
-    labels = torch.tensor([0, 0, 0, 1, 1, 1, 1, 1, 1, 0])  # 3 + 5 correct
-    loader = [(images[:6], labels[:6]), (images[6:], labels[6:])]
-    loss, accuracy = utils.test(FixedLogits(), torch.device("cpu"), loader)
-    assert accuracy == pytest.approx(80.0)
-    expected_loss = F.cross_entropy(FixedLogits()(images), labels).item()
-    assert loss == pytest.approx(expected_loss, rel=1e-6)
-    assert re.fullmatch(r"Test set: Average loss: \d+\.\d{4}, Accuracy: 8/10 \(80\.00%\)\n", capsys.readouterr().out)
-
-
-@pytest.mark.parametrize("bfloat16", [False, True], ids=["float32", "bfloat16"])
-def test_a_few_steps_lower_the_loss(bfloat16):
-    from model import OptimizedNet
-
-    utils.set_seed(0)
-    model = OptimizedNet()
-    images, labels = torch.randn(64, 1, 28, 28), torch.randint(0, 10, (64,))
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-    loader = [(images, labels)] * 10
-    mean_losses = [utils.train(model, torch.device("cpu"), loader, optimizer, bfloat16=bfloat16)[0] for _ in range(3)]
-    assert mean_losses[2] < 0.6 * mean_losses[0]
-
-
-def test_make_optimizer_builds_onecycle_and_steplr_and_refuses_others():
-    model = nn.Linear(2, 2)
-    _, onecycle = utils.make_optimizer(model, utils.RECIPE, steps_per_epoch=10)
-    assert isinstance(onecycle, torch.optim.lr_scheduler.OneCycleLR)
-    optimizer, step = utils.make_optimizer(model, dict(utils.RECIPE, schedule="step", lr=0.01, step_size=2), 10)
-    for _ in range(2):
-        optimizer.step()
-        step.step()
-    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.001)
-    with pytest.raises(ValueError, match="Unknown schedule"):
-        utils.make_optimizer(model, dict(utils.RECIPE, schedule="cosine"), 10)
-
-
-def test_train_reports_mean_loss_and_accuracy(capsys):
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 2))
-    images, labels = torch.randn(8, 1, 28, 28), torch.randint(0, 2, (8,))
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)  # the weights stay put, so the figures are known
-    with torch.no_grad():
-        output = model(images)
-    expected_loss = F.cross_entropy(output, labels).item()
-    expected_accuracy = 100 * (output.argmax(1) == labels).float().mean().item()
-    loader = [(images[:4], labels[:4]), (images[4:], labels[4:])]
-    mean_loss, accuracy = utils.train(model, torch.device("cpu"), loader, optimizer)
-    assert mean_loss == pytest.approx(expected_loss, rel=1e-5)
-    assert accuracy == pytest.approx(expected_accuracy)
-    assert re.search(rf"Train: Loss=\d\.\d{{4}} Batch_id=1 Accuracy={expected_accuracy:.2f}", capsys.readouterr().err)
-
-
-def test_fit_trains_and_records_history(tiny_mnist, capsys):
-    from model import OptimizedNet
-
-    recipe = dict(utils.RECIPE, epochs=2, batch_size=64, test_batch_size=128)
-    utils.set_seed(0)
-    train_loader, test_loader = utils.get_data_loaders(str(tiny_mnist), torch.device("cpu"), recipe)
-    history = utils.fit(OptimizedNet(), torch.device("cpu"), train_loader, test_loader, recipe)
-    assert [entry["epoch"] for entry in history] == [1, 2]
-    assert set(history[0]) == {"epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "seconds"}
-    assert all(0 <= entry["test_acc"] <= 100 and entry["seconds"] > 0 for entry in history)
-    output = capsys.readouterr()
-    assert output.out.count("Test set: Average loss:") == 2
-    assert re.search(r"Train: Loss=\d+\.\d{4} Batch_id=7 Accuracy=\d+\.\d\d", output.err)
-
-
-def test_same_seed_same_result_on_cpu(tiny_mnist):
-    from model import OptimizedNet
-
-    recipe = dict(utils.RECIPE, epochs=1, batch_size=64)
-
-    def run(seed):
-        utils.set_seed(seed)
-        train_loader, test_loader = utils.get_data_loaders(str(tiny_mnist), torch.device("cpu"), recipe)
-        model = OptimizedNet()
-        history = utils.fit(model, torch.device("cpu"), train_loader, test_loader, recipe)
-        return [entry["train_loss"] for entry in history], torch.cat([p.flatten() for p in model.parameters()])
-
-    (losses_a, weights_a), (losses_b, weights_b), (_, weights_c) = run(7), run(7), run(8)
-    assert losses_a == losses_b and torch.equal(weights_a, weights_b)
-    assert not torch.equal(weights_a, weights_c)
-
-
-def test_broken_gzip_leaves_no_partial_file(tmp_path, no_download):
-    data_dir = make_mnist_folder(tmp_path / "data", compress=True)
-    broken = data_dir / "MNIST" / "raw" / "t10k-images-idx3-ubyte.gz"
-    broken.write_bytes(broken.read_bytes()[:200])  # truncated archive
-    with pytest.raises(utils.MNISTNotFoundError, match="Could not unpack"):
-        utils.load_mnist_datasets(str(data_dir))
-    leftovers = sorted(path.name for path in (data_dir / "MNIST" / "raw").iterdir())
-    assert "t10k-images-idx3-ubyte" not in leftovers and not [name for name in leftovers if name.endswith(".partial")]
-
-
-# --- the recipe, the constants and the device -------------------------------------------------
-
-
-def test_recipe_is_read_only_but_copies_change():
-    with pytest.raises(TypeError):
-        utils.RECIPE["epochs"] = 2
-    changed = dict(utils.RECIPE, epochs=2)
-    assert changed["epochs"] == 2 and utils.RECIPE["epochs"] != 2 and changed["lr"] == utils.RECIPE["lr"]
-
-
-def test_normalisation_uses_mnists_mean_and_std():
-    # (0 - 0.1307) / 0.3081 and (1 - 0.1307) / 0.3081, written out.
-    images = torch.tensor([[0, 255]], dtype=torch.uint8).expand(28, 2).repeat(1, 14).view(1, 28, 28)
-    batch, _ = next(iter(utils.TensorLoader(images, torch.tensor([3]), batch_size=1)))
-    assert batch.min().item() == pytest.approx(-0.424213, abs=1e-5)
-    assert batch.max().item() == pytest.approx(2.821487, abs=1e-5)
-
-
-@pytest.mark.parametrize("cap", ["AVX2", "avx512_core", "AVX512_CORE_VNNI"])
-def test_bfloat16_is_not_chosen_when_onednn_is_capped_below_it(monkeypatch, cap):
-    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
-    assert utils.bfloat16_is_fast(torch.device("cpu")) is False
-    assert utils.precision(torch.device("cpu")) == "float32"
+    train_loader, test_loader = utils.get_data_loaders(str(tiny_mnist), CPU, dict(utils.RECIPE, **NO_AUGMENTATION), subset=40)
+    assert len(train_loader.dataset) == 40 and len(test_loader.dataset) == 40
+    images = torch.cat([images for images, _ in test_loader])
+    assert torch.equal(as_stored(images), torch.as_tensor(synthetic_digits(TEST_SIZE, 1)[0][:40]).to(torch.uint8))
 
 
 # --- the data folder, from anywhere ---------------------------------------------------------------
@@ -268,159 +145,32 @@ def test_the_corrupt_file_is_named(tmp_path, no_download):
         utils.load_mnist_datasets(str(data_dir))
 
 
-# --- the classic API: train(model, device, loader, optimizer, epoch) -------------------------------
+def test_broken_gzip_leaves_no_partial_file(tmp_path, no_download):
+    data_dir = make_mnist_folder(tmp_path / "data", compress=True)
+    broken = data_dir / "MNIST" / "raw" / "t10k-images-idx3-ubyte.gz"
+    broken.write_bytes(broken.read_bytes()[:200])  # truncated archive
+    with pytest.raises(utils.MNISTNotFoundError, match="Could not unpack"):
+        utils.load_mnist_datasets(str(data_dir))
+    leftovers = sorted(path.name for path in (data_dir / "MNIST" / "raw").iterdir())
+    assert "t10k-images-idx3-ubyte" not in leftovers and not [name for name in leftovers if name.endswith(".partial")]
 
 
-def tiny_problem(seed=0):
-    torch.manual_seed(seed)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
-    images, labels = torch.randn(32, 1, 28, 28), torch.randint(0, 10, (32,))
-    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(images, labels), batch_size=8)
-    return model, loader
+def test_utils_copied_alone_finds_data_beside_itself_from_another_folder(tmp_path):
+    import shutil
+    import subprocess
+    import sys
 
-
-def test_classic_call_with_a_caller_stepped_steplr(capsys):
-    model, loader = tiny_problem()
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.1)
-    lrs = []
-    for epoch in range(1, 3):
-        utils.train(model, torch.device("cpu"), loader, optimizer, epoch)
-        lrs.append(optimizer.param_groups[0]["lr"])  # train() left it alone
-        scheduler.step()
-        utils.test(model, torch.device("cpu"), loader)
-    assert lrs == pytest.approx([0.01, 0.001])
-    output = capsys.readouterr()
-    assert "Epoch 2 Train: Loss=" in output.err and output.out.count("Test set: Average loss:") == 2
-
-
-def test_a_scheduler_in_the_epoch_slot_is_refused():
-    model, loader = tiny_problem()
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1)
-    with pytest.raises(TypeError, match="batch_scheduler"):
-        utils.train(model, torch.device("cpu"), loader, optimizer, scheduler)
-    assert optimizer.param_groups[0]["lr"] == 0.01
-
-
-def test_a_batch_scheduler_is_stepped_once_per_batch():
-    model, loader = tiny_problem()
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.1, total_steps=8)
-    utils.train(model, torch.device("cpu"), loader, optimizer, 1, batch_scheduler=scheduler, verbose=False)
-    assert scheduler.last_epoch == 4  # 32 images in batches of 8
-
-
-def test_one_train_call_changes_every_weight():
-    model, loader = tiny_problem()
-    before = [parameter.detach().clone() for parameter in model.parameters()]
-    utils.train(model, torch.device("cpu"), loader, torch.optim.SGD(model.parameters(), lr=0.1), verbose=False)
-    assert all(not torch.equal(old, new) for old, new in zip(before, model.parameters()))
-
-
-def test_verbose_false_prints_nothing(tiny_mnist, capsys):
-    from model import OptimizedNet
-
-    recipe = dict(utils.RECIPE, epochs=1, batch_size=128)
-    train_loader, test_loader = utils.get_data_loaders(str(tiny_mnist), torch.device("cpu"), recipe)
-    model = OptimizedNet()
-    history = utils.fit(model, torch.device("cpu"), train_loader, test_loader, recipe, verbose=False)
-    utils.test(model, torch.device("cpu"), test_loader, verbose=False)
-    assert len(history) == 1 and capsys.readouterr() == ("", "")
-
-
-def test_on_epoch_end_sees_each_completed_epoch(tiny_mnist):
-    from model import OptimizedNet
-
-    recipe = dict(utils.RECIPE, epochs=2, batch_size=256)
-    train_loader, test_loader = utils.get_data_loaders(str(tiny_mnist), torch.device("cpu"), recipe)
-    seen = []
-    history = utils.fit(OptimizedNet(), torch.device("cpu"), train_loader, test_loader, recipe, verbose=False, on_epoch_end=seen.append)
-    assert seen == history and [entry["epoch"] for entry in seen] == [1, 2]
-
-
-def test_predict_and_test_agree():
-    images = torch.full((10, 1, 28, 28), -1.0)
-    images[:4] = 1.0
-    labels = torch.tensor([0, 0, 0, 1, 1, 1, 1, 1, 1, 0])
-    loader = [(images[:6], labels[:6]), (images[6:], labels[6:])]
-    predictions, targets = utils.predict(FixedLogits(), torch.device("cpu"), loader)
-    assert predictions.tolist() == [0, 0, 0, 0, 1, 1, 1, 1, 1, 1] and torch.equal(targets, labels)
-    assert utils.test(FixedLogits(), torch.device("cpu"), loader, verbose=False)[1] == pytest.approx(80.0)
-
-
-# --- label smoothing, EMA of weights, test-time augmentation ---------------------------------------
-
-
-def fixed_bias_model():
-    """Logits (5, 0, ..., 0) for every image, whatever it shows."""
-    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
-    nn.init.zeros_(model[1].weight)
-    with torch.no_grad():
-        model[1].bias.copy_(torch.tensor([5.0] + [0.0] * 9))
-    return model
-
-
-@pytest.mark.parametrize("label_smoothing, expected_loss", [(0.0, 0.05887), (0.1, 0.50887)])
-def test_label_smoothing_reaches_the_loss(label_smoothing, expected_loss):
-    # -log p0 = log(e^5 + 9) - 5 = 0.05887 and -log pk = log(e^5 + 9) = 5.05887: 0.9 x 0.05887 +
-    # 0.1 x (0.05887 + 9 x 5.05887) / 10 = 0.50887 with smoothing 0.1.
-    model = fixed_bias_model()
-    loader = [(torch.randn(8, 1, 28, 28), torch.zeros(8, dtype=torch.long))]
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
-    mean_loss, _ = utils.train(model, torch.device("cpu"), loader, optimizer, label_smoothing=label_smoothing, verbose=False)
-    assert mean_loss == pytest.approx(expected_loss, abs=1e-4)
-
-
-def test_ema_is_updated_after_every_step():
-    model, loader = tiny_problem()
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    ema = torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(0.5))
-
-    class RecordWeights:  # stepped after each batch, after the EMA update
-        weights = []
-
-        def step(self):
-            self.weights.append(model[1].weight.detach().clone())
-
-    recorder = RecordWeights()
-    utils.train(model, torch.device("cpu"), loader, optimizer, batch_scheduler=recorder, ema=ema, verbose=False)
-    w1, w2, w3, w4 = recorder.weights  # 4 batches; the first update copies, then halves towards each new step
-    assert torch.allclose(ema.module[1].weight, 0.125 * w1 + 0.125 * w2 + 0.25 * w3 + 0.5 * w4, atol=1e-6)
-
-
-def test_fit_with_ema_keeps_the_weights_it_tested(tiny_mnist):
-    from model import Net4k
-
-    recipe = dict(utils.RECIPE, epochs=1, batch_size=64, ema_decay=0.9)
-    utils.set_seed(0)
-    train_loader, test_loader = utils.get_data_loaders(str(tiny_mnist), torch.device("cpu"), recipe)
-    model = Net4k()
-    history = utils.fit(model, torch.device("cpu"), train_loader, test_loader, recipe, verbose=False)
-    assert utils.test(model, torch.device("cpu"), test_loader, verbose=False)[0] == pytest.approx(history[-1]["test_loss"], rel=1e-6)
-
-
-class LooksAtOnePixel(nn.Module):
-    """Class 1 when pixel (10, 10) is bright, else class 0."""
-
-    def forward(self, images):
-        bright = images[:, 0, 10, 10] * 10
-        return torch.stack([torch.zeros_like(bright), bright], dim=1)
-
-
-def test_test_time_augmentation_averages_the_image_and_its_four_shifts(capsys):
-    images = torch.full((2, 1, 28, 28), -1.0)
-    images[0, 0, 10, 10] = 1.0  # seen by the plain pass only: class 1 once in five views
-    images[1, 0, 10, 11] = 1.0  # seen only when shifted left: class 1 once in five views
-    labels = torch.tensor([0, 0])
-    loader = [(images, labels)]
-    device = torch.device("cpu")
-    assert utils.predict(LooksAtOnePixel(), device, loader)[0].tolist() == [1, 0]
-    assert utils.predict(LooksAtOnePixel(), device, loader, shifts=1)[0].tolist() == [0, 0]
-    # Each image: mean p(class 0) = (4 x 0.9999546 + 0.0000454) / 5 = 0.8000, so the loss is -log 0.8.
-    loss, accuracy = utils.test(LooksAtOnePixel(), device, loader, shifts=1)
-    assert loss == pytest.approx(0.22314, abs=1e-4) and accuracy == 100.0
-    assert capsys.readouterr().out.strip().endswith("Accuracy: 2/2 (100.00%), each image averaged with its 4 shifts by 1 pixel")
+    project, elsewhere = tmp_path / "my-project", tmp_path / "elsewhere"
+    project.mkdir()
+    elsewhere.mkdir()
+    shutil.copy(utils.__file__, project / "utils.py")
+    make_mnist_folder(project / "data")
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import utils; "
+            "train_loader, test_loader = utils.get_data_loaders(); print(len(train_loader.dataset), len(test_loader.dataset))")
+    result = subprocess.run([sys.executable, "-c", code, str(project)], cwd=elsewhere, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [str(TRAIN_SIZE), str(TEST_SIZE)]
+    assert list(elsewhere.iterdir()) == []  # nothing written where the process ran
 
 
 # --- what training sees: every image once per epoch, shuffled, augmented as the recipe asks ------
@@ -520,6 +270,184 @@ def test_augmentation_does_what_the_recipe_asks_and_nothing_else(tmp_path, pipel
     assert length.min() >= 16 * 0.8 - 1 and length.max() <= 16 * 1.2 + 1
     assert length.min() < 16 * 0.88 and length.max() > 16 * 1.12
     assert angle.abs().max() < 1 and (cx - 13.5).abs().max() < 0.6
+
+
+# --- training and evaluation ---------------------------------------------------------------------
+
+
+class FixedLogits(nn.Module):
+    """Predicts class 0 for every image whose first pixel is positive, else class 1."""
+
+    def forward(self, images):
+        positive = (images[:, 0, 0, 0] > 0).float()
+        return torch.stack([positive, 1 - positive], dim=1) * 10
+
+
+def test_test_counts_correct_predictions_and_prints_the_line(capsys):
+    images = torch.full((10, 1, 28, 28), -1.0)
+    images[:4] = 1.0  # predicted class 0
+    labels = torch.tensor([0, 0, 0, 1, 1, 1, 1, 1, 1, 0])  # 3 + 5 correct
+    loader = [(images[:6], labels[:6]), (images[6:], labels[6:])]
+    loss, accuracy = utils.test(FixedLogits(), torch.device("cpu"), loader)
+    assert accuracy == pytest.approx(80.0)
+    expected_loss = F.cross_entropy(FixedLogits()(images), labels).item()
+    assert loss == pytest.approx(expected_loss, rel=1e-6)
+    assert re.fullmatch(r"Test set: Average loss: \d+\.\d{4}, Accuracy: 8/10 \(80\.00%\)\n", capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("bfloat16", [False, True], ids=["float32", "bfloat16"])
+def test_a_few_steps_lower_the_loss(bfloat16):
+    from model import OptimizedNet
+
+    utils.set_seed(0)
+    model = OptimizedNet()
+    images, labels = torch.randn(64, 1, 28, 28), torch.randint(0, 10, (64,))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    loader = [(images, labels)] * 10
+    mean_losses = [utils.train(model, torch.device("cpu"), loader, optimizer, bfloat16=bfloat16)[0] for _ in range(3)]
+    assert mean_losses[2] < 0.6 * mean_losses[0]
+
+
+def test_make_optimizer_builds_onecycle_and_steplr_and_refuses_others():
+    model = nn.Linear(2, 2)
+    _, onecycle = utils.make_optimizer(model, utils.RECIPE, steps_per_epoch=10)
+    assert isinstance(onecycle, torch.optim.lr_scheduler.OneCycleLR)
+    optimizer, step = utils.make_optimizer(model, dict(utils.RECIPE, schedule="step", lr=0.01, step_size=2), 10)
+    for _ in range(2):
+        optimizer.step()
+        step.step()
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.001)
+    with pytest.raises(ValueError, match="Unknown schedule"):
+        utils.make_optimizer(model, dict(utils.RECIPE, schedule="cosine"), 10)
+
+
+def test_train_reports_mean_loss_and_accuracy(capsys):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 2))
+    images, labels = torch.randn(8, 1, 28, 28), torch.randint(0, 2, (8,))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)  # the weights stay put, so the figures are known
+    with torch.no_grad():
+        output = model(images)
+    expected_loss = F.cross_entropy(output, labels).item()
+    expected_accuracy = 100 * (output.argmax(1) == labels).float().mean().item()
+    loader = [(images[:4], labels[:4]), (images[4:], labels[4:])]
+    mean_loss, accuracy = utils.train(model, torch.device("cpu"), loader, optimizer)
+    assert mean_loss == pytest.approx(expected_loss, rel=1e-5)
+    assert accuracy == pytest.approx(expected_accuracy)
+    assert re.search(rf"Train: Loss=\d\.\d{{4}} Batch_id=1 Accuracy={expected_accuracy:.2f}", capsys.readouterr().err)
+
+
+def test_fit_trains_and_records_history(tiny_mnist, capsys):
+    from model import OptimizedNet
+
+    recipe = dict(utils.RECIPE, epochs=2, batch_size=64, test_batch_size=128)
+    utils.set_seed(0)
+    train_loader, test_loader = utils.get_data_loaders(str(tiny_mnist), torch.device("cpu"), recipe)
+    history = utils.fit(OptimizedNet(), torch.device("cpu"), train_loader, test_loader, recipe)
+    assert [entry["epoch"] for entry in history] == [1, 2]
+    assert set(history[0]) == {"epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "seconds"}
+    assert all(0 <= entry["test_acc"] <= 100 and entry["seconds"] > 0 for entry in history)
+    output = capsys.readouterr()
+    assert output.out.count("Test set: Average loss:") == 2
+    assert re.search(r"Train: Loss=\d+\.\d{4} Batch_id=7 Accuracy=\d+\.\d\d", output.err)
+
+
+def test_same_seed_same_result_on_cpu(tiny_mnist):
+    from model import OptimizedNet
+
+    recipe = dict(utils.RECIPE, epochs=1, batch_size=64)
+
+    def run(seed):
+        utils.set_seed(seed)
+        train_loader, test_loader = utils.get_data_loaders(str(tiny_mnist), torch.device("cpu"), recipe)
+        model = OptimizedNet()
+        history = utils.fit(model, torch.device("cpu"), train_loader, test_loader, recipe)
+        return [entry["train_loss"] for entry in history], torch.cat([p.flatten() for p in model.parameters()])
+
+    (losses_a, weights_a), (losses_b, weights_b), (_, weights_c) = run(7), run(7), run(8)
+    assert losses_a == losses_b and torch.equal(weights_a, weights_b)
+    assert not torch.equal(weights_a, weights_c)
+
+
+# --- the classic API: train(model, device, loader, optimizer, epoch) -------------------------------
+
+
+def tiny_problem(seed=0):
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
+    images, labels = torch.randn(32, 1, 28, 28), torch.randint(0, 10, (32,))
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(images, labels), batch_size=8)
+    return model, loader
+
+
+def test_classic_call_with_a_caller_stepped_steplr(capsys):
+    model, loader = tiny_problem()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.1)
+    lrs = []
+    for epoch in range(1, 3):
+        utils.train(model, torch.device("cpu"), loader, optimizer, epoch)
+        lrs.append(optimizer.param_groups[0]["lr"])  # train() left it alone
+        scheduler.step()
+        utils.test(model, torch.device("cpu"), loader)
+    assert lrs == pytest.approx([0.01, 0.001])
+    output = capsys.readouterr()
+    assert "Epoch 2 Train: Loss=" in output.err and output.out.count("Test set: Average loss:") == 2
+
+
+def test_a_scheduler_in_the_epoch_slot_is_refused():
+    model, loader = tiny_problem()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1)
+    with pytest.raises(TypeError, match="batch_scheduler"):
+        utils.train(model, torch.device("cpu"), loader, optimizer, scheduler)
+    assert optimizer.param_groups[0]["lr"] == 0.01
+
+
+def test_a_batch_scheduler_is_stepped_once_per_batch():
+    model, loader = tiny_problem()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.1, total_steps=8)
+    utils.train(model, torch.device("cpu"), loader, optimizer, 1, batch_scheduler=scheduler, verbose=False)
+    assert scheduler.last_epoch == 4  # 32 images in batches of 8
+
+
+def test_one_train_call_changes_every_weight():
+    model, loader = tiny_problem()
+    before = [parameter.detach().clone() for parameter in model.parameters()]
+    utils.train(model, torch.device("cpu"), loader, torch.optim.SGD(model.parameters(), lr=0.1), verbose=False)
+    assert all(not torch.equal(old, new) for old, new in zip(before, model.parameters()))
+
+
+def test_verbose_false_prints_nothing(tiny_mnist, capsys):
+    from model import OptimizedNet
+
+    recipe = dict(utils.RECIPE, epochs=1, batch_size=128)
+    train_loader, test_loader = utils.get_data_loaders(str(tiny_mnist), torch.device("cpu"), recipe)
+    model = OptimizedNet()
+    history = utils.fit(model, torch.device("cpu"), train_loader, test_loader, recipe, verbose=False)
+    utils.test(model, torch.device("cpu"), test_loader, verbose=False)
+    assert len(history) == 1 and capsys.readouterr() == ("", "")
+
+
+def test_on_epoch_end_sees_each_completed_epoch(tiny_mnist):
+    from model import OptimizedNet
+
+    recipe = dict(utils.RECIPE, epochs=2, batch_size=256)
+    train_loader, test_loader = utils.get_data_loaders(str(tiny_mnist), torch.device("cpu"), recipe)
+    seen = []
+    history = utils.fit(OptimizedNet(), torch.device("cpu"), train_loader, test_loader, recipe, verbose=False, on_epoch_end=seen.append)
+    assert seen == history and [entry["epoch"] for entry in seen] == [1, 2]
+
+
+def test_predict_and_test_agree():
+    images = torch.full((10, 1, 28, 28), -1.0)
+    images[:4] = 1.0
+    labels = torch.tensor([0, 0, 0, 1, 1, 1, 1, 1, 1, 0])
+    loader = [(images[:6], labels[:6]), (images[6:], labels[6:])]
+    predictions, targets = utils.predict(FixedLogits(), torch.device("cpu"), loader)
+    assert predictions.tolist() == [0, 0, 0, 0, 1, 1, 1, 1, 1, 1] and torch.equal(targets, labels)
+    assert utils.test(FixedLogits(), torch.device("cpu"), loader, verbose=False)[1] == pytest.approx(80.0)
 
 
 # --- modes: evaluation never trains, and leaves the model as it found it -------------------------
@@ -623,6 +551,80 @@ def test_test_reports_means_over_images_when_the_last_batch_is_smaller():
     assert loss == pytest.approx(0.4970931, abs=1e-6) and accuracy == pytest.approx(75.0)
 
 
+# --- label smoothing, EMA of weights, test-time augmentation ---------------------------------------
+
+
+def fixed_bias_model():
+    """Logits (5, 0, ..., 0) for every image, whatever it shows."""
+    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
+    nn.init.zeros_(model[1].weight)
+    with torch.no_grad():
+        model[1].bias.copy_(torch.tensor([5.0] + [0.0] * 9))
+    return model
+
+
+@pytest.mark.parametrize("label_smoothing, expected_loss", [(0.0, 0.05887), (0.1, 0.50887)])
+def test_label_smoothing_reaches_the_loss(label_smoothing, expected_loss):
+    # -log p0 = log(e^5 + 9) - 5 = 0.05887 and -log pk = log(e^5 + 9) = 5.05887: 0.9 x 0.05887 +
+    # 0.1 x (0.05887 + 9 x 5.05887) / 10 = 0.50887 with smoothing 0.1.
+    model = fixed_bias_model()
+    loader = [(torch.randn(8, 1, 28, 28), torch.zeros(8, dtype=torch.long))]
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    mean_loss, _ = utils.train(model, torch.device("cpu"), loader, optimizer, label_smoothing=label_smoothing, verbose=False)
+    assert mean_loss == pytest.approx(expected_loss, abs=1e-4)
+
+
+def test_ema_is_updated_after_every_step():
+    model, loader = tiny_problem()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    ema = torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(0.5))
+
+    class RecordWeights:  # stepped after each batch, after the EMA update
+        weights = []
+
+        def step(self):
+            self.weights.append(model[1].weight.detach().clone())
+
+    recorder = RecordWeights()
+    utils.train(model, torch.device("cpu"), loader, optimizer, batch_scheduler=recorder, ema=ema, verbose=False)
+    w1, w2, w3, w4 = recorder.weights  # 4 batches; the first update copies, then halves towards each new step
+    assert torch.allclose(ema.module[1].weight, 0.125 * w1 + 0.125 * w2 + 0.25 * w3 + 0.5 * w4, atol=1e-6)
+
+
+def test_fit_with_ema_keeps_the_weights_it_tested(tiny_mnist):
+    from model import Net4k
+
+    recipe = dict(utils.RECIPE, epochs=1, batch_size=64, ema_decay=0.9)
+    utils.set_seed(0)
+    train_loader, test_loader = utils.get_data_loaders(str(tiny_mnist), torch.device("cpu"), recipe)
+    model = Net4k()
+    history = utils.fit(model, torch.device("cpu"), train_loader, test_loader, recipe, verbose=False)
+    assert utils.test(model, torch.device("cpu"), test_loader, verbose=False)[0] == pytest.approx(history[-1]["test_loss"], rel=1e-6)
+
+
+class LooksAtOnePixel(nn.Module):
+    """Class 1 when pixel (10, 10) is bright, else class 0."""
+
+    def forward(self, images):
+        bright = images[:, 0, 10, 10] * 10
+        return torch.stack([torch.zeros_like(bright), bright], dim=1)
+
+
+def test_test_time_augmentation_averages_the_image_and_its_four_shifts(capsys):
+    images = torch.full((2, 1, 28, 28), -1.0)
+    images[0, 0, 10, 10] = 1.0  # seen by the plain pass only: class 1 once in five views
+    images[1, 0, 10, 11] = 1.0  # seen only when shifted left: class 1 once in five views
+    labels = torch.tensor([0, 0])
+    loader = [(images, labels)]
+    device = torch.device("cpu")
+    assert utils.predict(LooksAtOnePixel(), device, loader)[0].tolist() == [1, 0]
+    assert utils.predict(LooksAtOnePixel(), device, loader, shifts=1)[0].tolist() == [0, 0]
+    # Each image: mean p(class 0) = (4 x 0.9999546 + 0.0000454) / 5 = 0.8000, so the loss is -log 0.8.
+    loss, accuracy = utils.test(LooksAtOnePixel(), device, loader, shifts=1)
+    assert loss == pytest.approx(0.22314, abs=1e-4) and accuracy == 100.0
+    assert capsys.readouterr().out.strip().endswith("Accuracy: 2/2 (100.00%), each image averaged with its 4 shifts by 1 pixel")
+
+
 # --- schedules: the learning rate at every step, written out ---------------------------------------
 
 
@@ -694,6 +696,31 @@ def test_batchnorm_biases_learn_at_the_recipes_factor_with_their_decay_divided()
         (id(model[0].weight), id(model[0].bias), id(model[1].weight)): pytest.approx((0.1, 1e-3)),
         (id(model[1].bias),): pytest.approx((1.0, 1e-4)),
     }
+
+
+# --- the recipe, the constants and the device -------------------------------------------------
+
+
+def test_recipe_is_read_only_but_copies_change():
+    with pytest.raises(TypeError):
+        utils.RECIPE["epochs"] = 2
+    changed = dict(utils.RECIPE, epochs=2)
+    assert changed["epochs"] == 2 and utils.RECIPE["epochs"] != 2 and changed["lr"] == utils.RECIPE["lr"]
+
+
+def test_normalisation_uses_mnists_mean_and_std():
+    # (0 - 0.1307) / 0.3081 and (1 - 0.1307) / 0.3081, written out.
+    images = torch.tensor([[0, 255]], dtype=torch.uint8).expand(28, 2).repeat(1, 14).view(1, 28, 28)
+    batch, _ = next(iter(utils.TensorLoader(images, torch.tensor([3]), batch_size=1)))
+    assert batch.min().item() == pytest.approx(-0.424213, abs=1e-5)
+    assert batch.max().item() == pytest.approx(2.821487, abs=1e-5)
+
+
+@pytest.mark.parametrize("cap", ["AVX2", "avx512_core", "AVX512_CORE_VNNI"])
+def test_bfloat16_is_not_chosen_when_onednn_is_capped_below_it(monkeypatch, cap):
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
+    assert utils.bfloat16_is_fast(torch.device("cpu")) is False
+    assert utils.precision(torch.device("cpu")) == "float32"
 
 
 # --- every key of the recipe reaches the code it names ---------------------------------------------
@@ -824,30 +851,3 @@ def test_bfloat16_is_not_chosen_when_torch_cannot_tell(monkeypatch):
     monkeypatch.delattr(torch.cpu, "get_capabilities", raising=False)
     assert utils.bfloat16_is_fast(CPU) is False
     assert utils.precision(CPU) == "float32"
-
-
-def test_utils_copied_alone_finds_data_beside_itself_from_another_folder(tmp_path):
-    import shutil
-    import subprocess
-    import sys
-
-    project, elsewhere = tmp_path / "my-project", tmp_path / "elsewhere"
-    project.mkdir()
-    elsewhere.mkdir()
-    shutil.copy(utils.__file__, project / "utils.py")
-    make_mnist_folder(project / "data")
-    code = ("import sys; sys.path.insert(0, sys.argv[1]); import utils; "
-            "train_loader, test_loader = utils.get_data_loaders(); print(len(train_loader.dataset), len(test_loader.dataset))")
-    result = subprocess.run([sys.executable, "-c", code, str(project)], cwd=elsewhere, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == [str(TRAIN_SIZE), str(TEST_SIZE)]
-    assert list(elsewhere.iterdir()) == []  # nothing written where the process ran
-
-
-def test_a_subset_keeps_the_first_images_of_each_set(tiny_mnist):
-    from fake_mnist import synthetic_digits
-
-    train_loader, test_loader = utils.get_data_loaders(str(tiny_mnist), CPU, dict(utils.RECIPE, **NO_AUGMENTATION), subset=40)
-    assert len(train_loader.dataset) == 40 and len(test_loader.dataset) == 40
-    images = torch.cat([images for images, _ in test_loader])
-    assert torch.equal(as_stored(images), torch.as_tensor(synthetic_digits(TEST_SIZE, 1)[0][:40]).to(torch.uint8))
