@@ -155,10 +155,8 @@ def test_broken_gzip_leaves_no_partial_file(tmp_path, no_download):
     assert "t10k-images-idx3-ubyte" not in leftovers and not [name for name in leftovers if name.endswith(".partial")]
 
 
-def test_utils_copied_alone_finds_data_beside_itself_from_another_folder(tmp_path):
+def test_utils_copied_alone_finds_data_beside_itself_from_another_folder(tmp_path, run_python):
     import shutil
-    import subprocess
-    import sys
 
     project, elsewhere = tmp_path / "my-project", tmp_path / "elsewhere"
     project.mkdir()
@@ -167,7 +165,7 @@ def test_utils_copied_alone_finds_data_beside_itself_from_another_folder(tmp_pat
     make_mnist_folder(project / "data")
     code = ("import sys; sys.path.insert(0, sys.argv[1]); import utils; "
             "train_loader, test_loader = utils.get_data_loaders(); print(len(train_loader.dataset), len(test_loader.dataset))")
-    result = subprocess.run([sys.executable, "-c", code, str(project)], cwd=elsewhere, capture_output=True, text=True, timeout=120)
+    result = run_python("-c", code, project, cwd=elsewhere, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [str(TRAIN_SIZE), str(TEST_SIZE)]
     assert list(elsewhere.iterdir()) == []  # nothing written where the process ran
