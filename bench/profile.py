@@ -51,7 +51,8 @@ def main():
     if recipe["channels_last"]:
         model = model.to(memory_format=torch.channels_last)
     optimizer, _ = utils.make_optimizer(model, recipe, steps_per_epoch=args.steps + 5)
-    bfloat16 = utils.precision(device, recipe) == "bfloat16"
+    precision = utils.precision(device, recipe)
+    bfloat16 = precision == "bfloat16"
     warm_up = utils.TensorLoader(images[: 5 * batch], labels[: 5 * batch], batch, shuffle=True, augment=augment)
     utils.train(model, device, warm_up, optimizer, bfloat16=bfloat16, verbose=False)
     loader = utils.TensorLoader(images[5 * batch:], labels[5 * batch:], batch, shuffle=True, augment=augment)
@@ -65,7 +66,7 @@ def main():
         totals[group] += event.self_cpu_time_total
     total = sum(totals.values())
     print(machine())
-    print(f"{args.model}, batch {batch}, {utils.precision(device, recipe)}, {torch.get_num_threads()} threads: "
+    print(f"{args.model}, batch {batch}, {precision}, {torch.get_num_threads()} threads: "
           f"{total / 1000 / args.steps:.1f} ms of self CPU time per step (profiled, so a little slower than unprofiled)\n")
     print("| work | ms per step | share |")
     print("|---|---:|---:|")

@@ -113,7 +113,6 @@ class SeedNetB(nn.Module):
         return self.body(x).flatten(1)
 
 
-
 # Trained by bench/frontier.py with the project's default recipe, beside their authors' own results.
 SEED_MODELS = {"SeedNetA": SeedNetA, "SeedNetB": SeedNetB}
 REPORTED = {  # test accuracy their authors published, each from a single run
